@@ -1,0 +1,351 @@
+# SPDX-License-Identifier: GPL-2.0
+# scripts/e2e/lib.sh - helpers for the dm-flushmirror end-to-end tests.
+#
+# Sourced by scripts/e2e/tNN-*.sh, which run inside the UML guest as
+#   timeout 300 bash scripts/e2e/tNN-name.sh
+# Every check prints exactly one line: "PASS: name", "FAIL: name: reason" or
+# "SKIP: name: reason".  Other output is diagnosis only.
+
+set -u
+export DM_DISABLE_UDEV=1
+export LC_ALL=C
+
+E2E_TEST=$(basename "${0%.sh}")
+E2E_FAILS=0
+E2E_PASSES=0
+E2E_TMP=$(mktemp -d /tmp/e2e.XXXXXX)
+NB_CFG=/sys/kernel/config/nullb
+FM_DMS=()	# dm devices to remove at exit (removed in reverse order)
+FM_NBS=()	# null_blk configfs dirs to remove at exit
+FM_PIDS=()	# background jobs to kill at exit
+
+# ---------------------------------------------------------------- output
+
+pass() { echo "PASS: $1"; E2E_PASSES=$((E2E_PASSES + 1)); }
+fail() { echo "FAIL: $1: $2"; E2E_FAILS=$((E2E_FAILS + 1)); }
+skip() { echo "SKIP: $1: $2"; }
+info() { echo "# $*"; }
+
+# check NAME CMD [ARGS...]: PASS if CMD succeeds, FAIL with its output if not.
+check() {
+	local name=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		pass "$name"
+	else
+		fail "$name" "'$*' exited $rc: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
+	return $rc
+}
+
+# check_not NAME CMD...: PASS if CMD fails.
+check_not() {
+	local name=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		pass "$name"
+		return 0
+	fi
+	fail "$name" "'$*' unexpectedly succeeded: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	return 1
+}
+
+# expect NAME "A OP B" (integer test, OP as in test(1): -eq -le -lt -gt ...)
+expect() {
+	local name=$1 a=$2 op=$3 b=$4 why=${5:-}
+	if [ "$a" "$op" "$b" ] 2>/dev/null; then
+		pass "$name"
+		return 0
+	fi
+	fail "$name" "expected $a $op $b${why:+ ($why)}"
+	return 1
+}
+
+die() { fail "$E2E_TEST" "$*"; exit 1; }
+
+# ---------------------------------------------------------------- environment
+
+e2e_setup() {
+	mountpoint -q /sys/kernel/config 2>/dev/null ||
+		mount -t configfs none /sys/kernel/config 2>/dev/null
+	E2E_DMESG_LINES=$(dmesg 2>/dev/null | wc -l)
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT TERM
+	[ -d "$NB_CFG" ] || die "no null_blk configfs at $NB_CFG"
+	dmsetup targets 2>/dev/null | grep -q '^flushmirror ' ||
+		die "flushmirror target not registered (dmsetup targets: $(dmsetup targets 2>&1 | tr '\n' ' '))"
+	command -v fio >/dev/null || die "fio not found"
+	info "flushmirror $(dmsetup targets | awk '$1 == "flushmirror" {print $2}') on $(uname -r)"
+}
+
+# Kernel log lines that must never appear.
+E2E_BAD_LOG='WARNING:|BUG:|KASAN|UBSAN|kmemleak|possible circular|possible recursive|inconsistent lock|blocked for more than|Call Trace|general protection|Oops|refcount_t|dm_put_device call missing'
+
+e2e_dmesg_new() { dmesg 2>/dev/null | tail -n +$((E2E_DMESG_LINES + 1)); }
+
+e2e_cleanup() {
+	local i rc=$?
+	trap - EXIT
+	for i in "${FM_PIDS[@]}"; do
+		kill "$i" 2>/dev/null
+	done
+	for i in "${FM_PIDS[@]}"; do
+		wait "$i" 2>/dev/null
+	done
+	for ((i = ${#FM_DMS[@]} - 1; i >= 0; i--)); do
+		dm_remove "${FM_DMS[i]}"
+	done
+	for ((i = ${#FM_NBS[@]} - 1; i >= 0; i--)); do
+		nb_destroy "${FM_NBS[i]}"
+	done
+	if [ -n "${E2E_DMESG_LINES:-}" ]; then
+		local bad
+		bad=$(e2e_dmesg_new | grep -E "$E2E_BAD_LOG" | head -n 3)
+		if [ -n "$bad" ]; then
+			fail "$E2E_TEST-kernel-log" "$(echo "$bad" | tr '\n' ' ')"
+			e2e_dmesg_new | grep -E -B2 -A25 "$E2E_BAD_LOG" | head -n 80 | sed 's/^/# dmesg: /'
+		else
+			pass "$E2E_TEST-kernel-log"
+		fi
+	fi
+	rm -rf "$E2E_TMP"
+	info "$E2E_TEST: $E2E_PASSES passed, $E2E_FAILS failed"
+	[ $E2E_FAILS -eq 0 ] && exit $rc
+	exit 1
+}
+
+bg_start() {	# bg_start CMD...: run in background, pid in $BG_PID
+	"$@" &
+	BG_PID=$!
+	FM_PIDS+=("$BG_PID")
+}
+
+# ---------------------------------------------------------------- block devices
+
+# dev_sysdir DEV: /sys/dev/block/M:m of a block device node
+dev_sysdir() {
+	local t
+	t=$(stat -L -c '%t %T' "$1" 2>/dev/null) || return 1
+	set -- $t
+	echo "/sys/dev/block/$((0x$1)):$((0x$2))"
+}
+
+# dev_stat DEV FIELD: field (1-based) of the block device's stat file.
+# Field 16 = flush I/Os (Documentation/block/stat.rst, 6.12).
+dev_stat() {
+	local d
+	d=$(dev_sysdir "$1") || { echo 0; return 1; }
+	awk -v f="$2" '{ print $f + 0 }' "$d/stat"
+}
+flush_count() { dev_stat "$1" 16; }
+write_count() { dev_stat "$1" 5; }
+
+dev_sectors() { blockdev --getsz "$1"; }
+
+wait_bdev() {	# wait_bdev PATH [seconds]
+	local i n=$((${2:-10} * 10))
+	for ((i = 0; i < n; i++)); do
+		[ -b "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# nb_create NAME SIZE_MIB [CACHE_MIB]: memory-backed null_blk /dev/NAME,
+# 512-byte blocks; with CACHE_MIB a volatile write-back cache.
+nb_create() {
+	local name=$1 size=$2 cache=${3:-0} d=$NB_CFG/$1
+	mkdir "$d" || return 1
+	FM_NBS+=("$name")
+	echo "$size" >"$d/size" &&
+	echo 1 >"$d/memory_backed" &&
+	echo 512 >"$d/blocksize" &&
+	echo 0 >"$d/irqmode" &&
+	{ [ "$cache" -eq 0 ] || echo "$cache" >"$d/cache_size"; } &&
+	echo 1 >"$d/power" || return 1
+	wait_bdev "/dev/$name" 10 || { echo "no /dev/$name" >&2; return 1; }
+}
+
+nb_power() { echo "$2" >"$NB_CFG/$1/power"; }
+
+nb_destroy() {
+	local d=$NB_CFG/$1
+	[ -d "$d" ] || return 0
+	echo 0 >"$d/power" 2>/dev/null
+	rmdir "$d" 2>/dev/null || echo "# cannot rmdir $d" >&2
+}
+
+# nb_powercut NAME: drop the volatile cache (power 1 -> 0 -> 1).
+nb_powercut() {
+	nb_power "$1" 0 && nb_power "$1" 1 && wait_bdev "/dev/$1" 10
+}
+
+# ---------------------------------------------------------------- device mapper
+
+# dm_create NAME TABLE: create and wait for /dev/mapper/NAME; registers
+# the device for removal at exit.  Prints dmsetup's error on failure.
+dm_create() {
+	local name=$1 table=$2
+	timeout 60 dmsetup create "$name" --table "$table" || return 1
+	FM_DMS+=("$name")
+	wait_bdev "/dev/mapper/$name" 5 ||
+		{ dmsetup mknodes "$name"; wait_bdev "/dev/mapper/$name" 5; }
+}
+
+dm_exists() { dmsetup info "$1" >/dev/null 2>&1; }
+
+dm_remove() {
+	local name=$1 i
+	dm_exists "$name" || return 0
+	for i in 1 2 3 4 5; do
+		timeout 60 dmsetup remove "$name" 2>/dev/null && break
+		sleep 0.5
+	done
+	if dm_exists "$name"; then
+		echo "# dmsetup remove $name failed, trying --force" >&2
+		timeout 60 dmsetup remove --force "$name"
+	fi
+	! dm_exists "$name"
+}
+
+# dm_reload NAME TABLE: load + resume (atomic table switch)
+dm_reload() {
+	timeout 60 dmsetup load "$1" --table "$2" &&
+	timeout 60 dmsetup resume "$1"
+}
+
+dm_events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }
+
+# fm_table SRC DST REGION [FEATURE...]: flushmirror table over all of SRC
+# (or $FM_LEN sectors).  Features are given as words, the count is added.
+fm_table() {
+	local src=$1 dst=$2 region=$3 len
+	shift 3
+	len=${FM_LEN:-$(dev_sectors "$src")}
+	if [ $# -gt 0 ]; then
+		echo "0 $len flushmirror $src $dst $region $# $*"
+	else
+		echo "0 $len flushmirror $src $dst $region"
+	fi
+}
+
+# fm_create NAME SRC DST REGION [FEATURE...]
+fm_create() {
+	local name=$1
+	shift
+	dm_create "$name" "$(fm_table "$@")"
+}
+
+# fm_status NAME: parse "dmsetup status" into ST_* variables.
+#   ST_PHASE ST_COPIED ST_TOTAL ST_SG ST_WM ST_FR ST_WF ST_GF ST_DF ST_DE
+fm_status() {
+	local s
+	ST_RAW=$(timeout 30 dmsetup status "$1" 2>&1) || { ST_PHASE=none; return 1; }
+	set -- $ST_RAW
+	[ "${3:-}" = flushmirror ] && [ $# -ge 12 ] || { ST_PHASE=bad; return 1; }
+	ST_PHASE=$4
+	ST_COPIED=${5%/*}
+	ST_TOTAL=${5#*/}
+	ST_SG=$6 ST_WM=$7 ST_FR=$8 ST_WF=$9
+	ST_GF=${10} ST_DF=${11} ST_DE=${12}
+	for s in "$ST_COPIED" "$ST_TOTAL" "$ST_SG" "$ST_WM" "$ST_FR" "$ST_WF" \
+		 "$ST_GF" "$ST_DF" "$ST_DE"; do
+		case $s in ''|*[!0-9]*) ST_PHASE=bad; return 1 ;; esac
+	done
+	return 0
+}
+
+# fm_inv_ok NAME: sample status, return 0 if WF <= WM <= SG and FR <= SG
+# and copied <= total; otherwise sets INV_ERR.
+fm_inv_ok() {
+	INV_ERR=
+	fm_status "$1" || { INV_ERR="status unparsable: $ST_RAW"; return 1; }
+	[ "$ST_WF" -le "$ST_WM" ] || INV_ERR+="WF>WM "
+	[ "$ST_WM" -le "$ST_SG" ] || INV_ERR+="WM>SG "
+	[ "$ST_FR" -le "$ST_SG" ] || INV_ERR+="FR>SG "
+	[ "$ST_COPIED" -le "$ST_TOTAL" ] || INV_ERR+="copied>total "
+	case $ST_PHASE in copying|paused|synced|failed) ;; *) INV_ERR+="phase=$ST_PHASE " ;; esac
+	[ -z "$INV_ERR" ] && return 0
+	INV_ERR+="($ST_RAW)"
+	return 1
+}
+
+# check_inv CHECKNAME DEV: PASS/FAIL line for the invariants
+check_inv() {
+	if fm_inv_ok "$2"; then pass "$1"; else fail "$1" "$INV_ERR"; fi
+}
+
+# wait_phase NAME PHASE [TIMEOUT_S]: poll status until PHASE; every sample
+# is invariant-checked (first violation kept in WAIT_INV_ERR).
+wait_phase() {
+	local name=$1 want=$2 t=${3:-60} end
+	WAIT_INV_ERR=
+	end=$((SECONDS + t))
+	while :; do
+		if ! fm_inv_ok "$name"; then
+			[ -n "$WAIT_INV_ERR" ] || WAIT_INV_ERR=$INV_ERR
+		fi
+		[ "$ST_PHASE" = "$want" ] && return 0
+		[ $SECONDS -ge $end ] && break
+		sleep 0.2
+	done
+	echo "# wait_phase $name $want: timed out after ${t}s: $ST_RAW" >&2
+	return 1
+}
+
+# check_phase CHECK NAME PHASE [TIMEOUT]
+check_phase() {
+	if wait_phase "$2" "$3" "${4:-60}"; then
+		pass "$1"
+	else
+		fail "$1" "phase not $3 after ${4:-60}s: $ST_RAW"
+	fi
+}
+
+# ---------------------------------------------------------------- fio
+
+# fio_run OUTNAME FIO-ARGS...: fio with json output to $E2E_TMP/OUTNAME.json
+# and stderr to $E2E_TMP/OUTNAME.err; returns fio's exit code.
+fio_run() {
+	local out=$1
+	shift
+	fio --output-format=json --output="$E2E_TMP/$out.json" "$@" \
+		2>"$E2E_TMP/$out.err"
+}
+
+# fio_errors OUTNAME: sum of job errors (and non-empty stderr verify lines)
+fio_errors() {
+	jq '[.jobs[].error] | add' "$E2E_TMP/$1.json" 2>/dev/null || echo parse-error
+}
+fio_field() {	# fio_field OUTNAME JQ-EXPR-over-jobs  (summed)
+	jq "[.jobs[] | $2] | add" "$E2E_TMP/$1.json" 2>/dev/null || echo 0
+}
+fio_stderr() { head -c 600 "$E2E_TMP/$1.err" | tr '\n' ' '; }
+
+# check_fio CHECKNAME OUTNAME RC: PASS if fio exited 0 with no job error
+check_fio() {
+	local e
+	e=$(fio_errors "$2")
+	if [ "$3" -eq 0 ] && [ "$e" = 0 ]; then
+		pass "$1"
+	else
+		fail "$1" "fio rc=$3 err=$e $(fio_stderr "$2")"
+	fi
+}
+
+# Common fio options for raw block devices.
+FIO_COMMON=(--ioengine=psync --direct=1 --bs=4k --group_reporting
+	--randseed=1234 --allow_file_create=0)
+
+# same_data A B [BYTES]: cmp of two devices (whole or first BYTES)
+same_data() {
+	if [ -n "${3:-}" ]; then
+		cmp -n "$3" "$1" "$2"
+	else
+		cmp "$1" "$2"
+	fi
+}

@@ -1,0 +1,171 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# t10-table: constructor argument checking (SPEC.md section 3).
+# Every malformed table is rejected with a specific error, leaves no device
+# and holds no reference on the legs; a valid table still works afterwards;
+# "dmsetup table" prints the arguments back normalized and that printed
+# table can be loaded again.
+. "$(dirname "$0")/lib.sh"
+e2e_setup
+
+nb_create fmt_src 16 || die "cannot create null_blk fmt_src"
+nb_create fmt_dst 16 || die "cannot create null_blk fmt_dst"
+nb_create fmt_small 8 || die "cannot create null_blk fmt_small"
+S=/dev/fmt_src D=/dev/fmt_dst
+N=$(dev_sectors $S)
+
+holders() { ls /sys/block/fmt_src/holders /sys/block/fmt_dst/holders \
+	/sys/block/fmt_small/holders 2>/dev/null | grep -v '^/sys\|^$' | tr '\n' ' '; }
+
+# reject NAME "ARGS after 'flushmirror'" [LEN]
+reject() {
+	local name=$1 args=$2 len=${3:-$N} out rc logline before
+	before=$(dmesg | wc -l)
+	out=$(timeout 30 dmsetup create fmt_bad --table "0 $len flushmirror $args" 2>&1)
+	rc=$?
+	logline=$(dmesg | tail -n +$((before + 1)) | grep -E 'device-mapper: (table|flushmirror)' | head -n 2 | tr '\n' ' ')
+	if [ $rc -eq 0 ]; then
+		fail "reject-$name" "table accepted: '$args'"
+		dmsetup remove fmt_bad 2>/dev/null
+		return
+	fi
+	if dm_exists fmt_bad; then
+		fail "reject-$name" "rejected but device fmt_bad left behind"
+		dmsetup remove fmt_bad 2>/dev/null
+		return
+	fi
+	if [ -n "$(holders)" ]; then
+		fail "reject-$name" "legs still held after rejection: $(holders)"
+		return
+	fi
+	if [ -z "$logline" ] || echo "$logline" | grep -q 'Unknown error'; then
+		fail "reject-$name" "no specific error in kernel log: '$logline'"
+		return
+	fi
+	pass "reject-$name"
+	info "  $name: $logline"
+}
+
+# argument count
+reject argc-0 ""
+reject argc-1 "$S"
+reject argc-2 "$S $D"
+reject argc-extra "$S $D 8 0 extra"
+# region size
+reject region-nonnumeric "$S $D abc"
+reject region-trailing-junk "$S $D 8k"
+reject region-not-pow2 "$S $D 24"
+reject region-not-pow2-12 "$S $D 12"
+reject region-lt-8 "$S $D 4"
+reject region-1 "$S $D 1"
+reject region-0 "$S $D 0"
+reject region-negative "$S $D -8"
+reject region-overflow "$S $D 18446744073709551616"
+# features
+reject feat-unknown "$S $D 8 1 foo"
+reject feat-unknown-2 "$S $D 8 2 nosync bar"
+reject feat-policy-foo "$S $D 8 2 flush_policy foo"
+reject feat-policy-missing "$S $D 8 1 flush_policy"
+reject feat-jobs-0 "$S $D 8 2 copy_jobs 0"
+reject feat-jobs-65 "$S $D 8 2 copy_jobs 65"
+reject feat-jobs-junk "$S $D 8 2 copy_jobs x"
+reject feat-jobs-missing "$S $D 8 1 copy_jobs"
+reject feat-rate-negative "$S $D 8 2 copy_rate -1"
+reject feat-rate-junk "$S $D 8 2 copy_rate junk"
+reject feat-rate-missing "$S $D 8 1 copy_rate"
+reject feat-count-nonnumeric "$S $D 8 x nosync"
+reject feat-count-too-big "$S $D 8 3 nosync"
+reject feat-count-too-small "$S $D 8 1 nosync copy_jobs 4"
+reject feat-count-negative "$S $D 8 -1 nosync"
+reject feat-count-huge "$S $D 8 4294967297 nosync"
+# devices
+reject dest-too-small "$S /dev/fmt_small 8"
+reject length-beyond-source "$S $D 8" $((N + 8))
+reject same-device "$S $S 8"
+reject same-device-majmin "$S $(printf '%d:%d' $(stat -L -c '0x%t 0x%T' $S)) 8"
+reject no-source "/dev/nonexistent $D 8"
+reject no-dest "$S /dev/nonexistent 8"
+reject bad-majmin "$S 250:12345 8"
+
+# ---- the kernel is still healthy: a valid table works
+if fm_create fmt_ok $S $D 8; then
+	pass valid-after-rejects
+	if fm_status fmt_ok; then
+		pass valid-status-parses
+		expect valid-total-regions "$ST_TOTAL" -eq $((N / 8))
+	else
+		fail valid-status-parses "$ST_RAW"
+	fi
+	check_phase valid-synced fmt_ok synced 60
+	dd if=/dev/urandom of=$E2E_TMP/pat bs=4k count=4 2>/dev/null
+	dd if=$E2E_TMP/pat of=/dev/mapper/fmt_ok bs=4k seek=10 oflag=direct conv=fsync 2>/dev/null
+	check valid-write-reaches-source cmp -n 16384 $E2E_TMP/pat <(dd if=$S bs=4k skip=10 count=4 iflag=direct 2>/dev/null)
+	check valid-write-reaches-dest cmp -n 16384 $E2E_TMP/pat <(dd if=$D bs=4k skip=10 count=4 iflag=direct 2>/dev/null)
+	dm_remove fmt_ok
+	check valid-removed-no-holders test -z "$(holders)"
+else
+	fail valid-after-rejects "valid table rejected"
+fi
+
+# ---- tables printed back and reloaded
+roundtrip() {	# roundtrip NAME FEATURE-WORDS...
+	local name=$1 t1 t2 t3
+	shift
+	if ! fm_create fmt_rt $S $D 16 "$@"; then
+		fail "table-$name-create" "rejected: $(fm_table $S $D 16 "$@")"
+		return
+	fi
+	t1=$(dmsetup table fmt_rt)
+	info "  $name: $t1"
+	set -- $t1
+	if [ "$1 $2 $3" = "0 $N flushmirror" ] && [ "$6" = 16 ]; then
+		pass "table-$name-prints-args"
+	else
+		fail "table-$name-prints-args" "got '$t1'"
+	fi
+	if dm_reload fmt_rt "$t1"; then
+		t2=$(dmsetup table fmt_rt)
+		if [ "$t1" = "$t2" ]; then
+			pass "table-$name-reload-same"
+		else
+			fail "table-$name-reload-same" "'$t1' reloaded prints '$t2'"
+		fi
+	else
+		fail "table-$name-reload-same" "printed table rejected: '$t1'"
+	fi
+	fm_status fmt_rt
+	case $ST_PHASE in copying|synced|paused) pass "table-$name-status-after-reload" ;;
+	*) fail "table-$name-status-after-reload" "$ST_RAW" ;; esac
+	dm_remove fmt_rt
+}
+
+roundtrip default
+roundtrip all nosync flush_policy always copy_rate 1000 copy_jobs 4
+roundtrip reordered copy_jobs 64 copy_rate 0 flush_policy generation
+
+# the printed table keeps the feature values
+if fm_create fmt_rt $S $D 16 copy_jobs 7 flush_policy always copy_rate 123; then
+	t=$(dmsetup table fmt_rt)
+	ok=1
+	for w in "copy_jobs 7" "flush_policy always" "copy_rate 123"; do
+		case " $t " in *" $w "*) ;; *) ok=0 ;; esac
+	done
+	if [ $ok = 1 ]; then pass table-keeps-features; else fail table-keeps-features "'$t'"; fi
+	dm_remove fmt_rt
+else
+	fail table-keeps-features "valid table rejected"
+fi
+
+# a reload with a rejected table leaves the live table in place
+if fm_create fmt_rt $S $D 16; then
+	t1=$(dmsetup table fmt_rt)
+	check_not reload-bad-rejected timeout 30 dmsetup load fmt_rt --table "0 $N flushmirror $S $D 7"
+	timeout 30 dmsetup clear fmt_rt 2>/dev/null
+	t2=$(dmsetup table fmt_rt)
+	if [ "$t1" = "$t2" ] && fm_status fmt_rt; then
+		pass reload-bad-keeps-live-table
+	else
+		fail reload-bad-keeps-live-table "'$t1' -> '$t2' ($ST_RAW)"
+	fi
+	dm_remove fmt_rt
+fi
