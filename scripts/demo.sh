@@ -1,0 +1,104 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# make demo: a live migration of a VM disk with dm-flushmirror, end to end,
+# in User-Mode Linux.  Run as root on Debian bookworm.
+#
+#  1. scripts/uml/build.sh (build only, FM_NO_KUNIT=1) installs the packages
+#     it needs with apt-get, unpacks Debian's linux-source-6.12 into .build/
+#     and builds the User-Mode Linux kernel .build/uml/linux with
+#     dm-flushmirror built in.  The first run takes a few minutes; later runs
+#     reuse the build.
+#  2. boots it with the host's / as a read-only hostfs root (no image, no
+#     root filesystem to build), the way scripts/uml/run-e2e.sh does, with
+#     scripts/demo-guest.sh as PID 1, and shows the guest's console.
+#
+# Usage: scripts/demo.sh [-n] [-s MIB] [-r KIB_PER_S]
+#   -n          do not build; use the existing .build/uml/linux
+#   -s MIB      size of the demo disks (default 256)
+#   -r KIB/S    copy rate limit (default 32768 = 32 MiB/s, 0 = unlimited)
+# Output: the console, also in .build/results/demo/console.log; the guest's
+# kernel log in .build/results/demo/dmesg.log.  Exit status 0 when the demo
+# passed.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+COMMON=$REPO/scripts/uml/common.sh
+if [ -f "$COMMON" ]; then
+	# shellcheck source=uml/common.sh
+	. "$COMMON"
+fi
+FM_REPO=${FM_REPO:-$REPO}
+FM_BUILD=${FM_BUILD:-$REPO/.build}
+FM_UML=${FM_UML:-$FM_BUILD/uml}
+type log >/dev/null 2>&1 || log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+type die >/dev/null 2>&1 || die() { log "ERROR: $*"; exit 1; }
+
+build=1 size=256 rate=32768
+while getopts "ns:r:h" opt; do
+	case $opt in
+	n) build=0 ;;
+	s) size=$OPTARG ;;
+	r) rate=$OPTARG ;;
+	*) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+
+LINUX=$FM_UML/linux
+RES=$FM_BUILD/results/demo
+
+if [ "$build" = 1 ]; then
+	[ -x "$REPO/scripts/uml/build.sh" ] || die "scripts/uml/build.sh missing"
+	[ "$(id -u)" = 0 ] || log "not root: the package check (apt-get) may fail"
+	log "building the User-Mode Linux kernel with dm-flushmirror (first run: a few minutes)"
+	FM_NO_KUNIT=1 "$REPO/scripts/uml/build.sh" ||
+		die "the UML build failed (log: .build/logs/kunit.log)"
+fi
+[ -x "$LINUX" ] || die "$LINUX missing: run scripts/uml/build.sh"
+for tool in dmsetup fio mkfs.ext4 e2fsck blockdev cmp sha256sum busybox perl python3; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		die "$tool not found on the host (the guest uses the host's tools)"
+done
+
+mkdir -p "$RES"
+RES=$(cd "$RES" && pwd)
+rm -f "$RES/rc" "$RES/dmesg.log" "$RES/console.log"
+
+tty=0
+[ -t 1 ] && tty=1
+cmdline=(
+	mem=2G
+	rootfstype=hostfs rootflags=/ ro
+	init="$REPO/scripts/demo-guest.sh"
+	con=null con0=null,fd:1
+	quiet
+	kunit.enable=0 null_blk.nr_devices=0
+	FM_REPO="$REPO" FM_DEMO_RES="$RES" FM_DEMO_TTY="$tty"
+	FM_DEMO_MB="$size" FM_DEMO_RATE="$rate"
+)
+[ "$tty" = 1 ] && cmdline+=(TERM=xterm)
+
+export TMPDIR=${TMPDIR:-/tmp}
+log "booting User-Mode Linux: $LINUX ${cmdline[*]}"
+start=$(date +%s)
+rc=0
+# setsid: UML and its helpers get a process group of their own, killed
+# below to leave nothing behind.
+setsid timeout -k 20 1800 "$LINUX" "${cmdline[@]}" </dev/null \
+	> >(tee "$RES/console.log") 2>&1 &
+pid=$!
+wait "$pid" || rc=$?
+kill -KILL -- "-$pid" 2>/dev/null || true
+sleep 0.2	# let tee print the last lines
+log "User-Mode Linux exited after $(($(date +%s) - start)) s"
+
+if [ ! -f "$RES/rc" ]; then
+	log "the guest did not finish (UML exit $rc); see $RES/console.log"
+	exit 1
+fi
+grc=$(cat "$RES/rc")
+if [ "$grc" != 0 ]; then
+	log "the demo FAILED in the guest (exit $grc); console: $RES/console.log, kernel log: $RES/dmesg.log"
+	exit 1
+fi
+log "demo passed; console: $RES/console.log"
