@@ -1,0 +1,1664 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-flushmirror: live migration of a block device with flush economy.
+ *
+ * Copyright (C) 2026 The dm-flushmirror authors
+ *
+ * The target serves reads from the source, copies the source to the
+ * destination in the background with dm-kcopyd, sends every guest write to
+ * a copied region to both devices, and forwards a guest flush to the
+ * destination only when the generation counters say that a destination
+ * flush adds durability (the method of US patent 8,935,502).
+ *
+ * See Documentation/flushmirror.rst for the table, status and messages.
+ */
+
+#include "dm-flushmirror.h"
+
+#include <linux/bio.h>
+#include <linux/bitmap.h>
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-kcopyd.h>
+#include <linux/hashtable.h>
+#include <linux/jiffies.h>
+#include <linux/log2.h>
+#include <linux/math64.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#define DM_MSG_PREFIX "flushmirror"
+
+#ifdef CONFIG_DM_FLUSHMIRROR_DEBUG
+static bool debug_skip_dest_flush;
+module_param(debug_skip_dest_flush, bool, 0644);
+MODULE_PARM_DESC(debug_skip_dest_flush,
+		 "Test only: complete destination flushes without issuing them, to prove the power-cut tests detect lost writes");
+#else
+#define debug_skip_dest_flush false
+#endif
+
+/* ------------------------------------------------------------------------
+ * The generation counters.  Pure: the caller holds flushmirror_c.lock.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * fm_gen_request - ask for a shared destination flush that covers @need.
+ * @force: issue one even if @wf already covers @need (copied data is not
+ * counted by the generations, so the transition flush is never skipped).
+ */
+static enum fm_flush_action fm_gen_request(struct fm_gen *g, u64 need,
+					   bool force)
+{
+	if (!force && g->wf >= need)
+		return FM_FLUSH_NONE;
+	if (g->busy) {
+		if (!force && g->mark >= need)
+			return FM_FLUSH_WAIT;
+		g->want = max(g->want, need);
+		return FM_FLUSH_WAIT;
+	}
+	g->busy = true;
+	g->mark = g->wm;
+	return FM_FLUSH_ISSUE;
+}
+
+/**
+ * fm_gen_flush_arrive - account a guest flush and decide what it needs
+ * @g: the counters
+ * @policy: the flush policy in force
+ *
+ * Sets FR to SG.  With %FM_FLUSH_ISSUE the caller must issue the shared
+ * destination flush; with %FM_FLUSH_OWN a destination flush of its own,
+ * capturing WM.
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ * Return: the action, see &enum fm_flush_action.
+ */
+static enum fm_flush_action fm_gen_flush_arrive(struct fm_gen *g,
+						enum fm_policy policy)
+{
+	g->fr = g->sg;
+	if (policy == FM_POLICY_ALWAYS)
+		return FM_FLUSH_OWN;
+	/* Still copying or failed: the transition flush will cover it. */
+	if (!g->in_sync || g->fr > g->wm)
+		return FM_FLUSH_NONE;
+	return fm_gen_request(g, g->fr, false);
+}
+
+/**
+ * fm_gen_write_done - account a guest write completed to the guest
+ * @g: the counters
+ * @on_both: the write reached both legs successfully
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ */
+static void fm_gen_write_done(struct fm_gen *g, bool on_both)
+{
+	g->sg++;
+	if (g->in_sync && on_both)
+		g->wm = g->sg;
+}
+
+/**
+ * fm_gen_enter_sync - every region is copied and nothing is on one leg only
+ * @g: the counters
+ *
+ * Sets WM to SG and asks for the transition flush.  The caller reports
+ * synced only when fm_gen_flush_done() says so.
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ * Return: %FM_FLUSH_ISSUE if the caller must issue the shared flush now,
+ * %FM_FLUSH_WAIT if it follows the one in flight.
+ */
+static enum fm_flush_action fm_gen_enter_sync(struct fm_gen *g)
+{
+	enum fm_flush_action act;
+
+	g->in_sync = true;
+	g->wm = g->sg;
+	act = fm_gen_request(g, g->wm, true);
+	if (act == FM_FLUSH_ISSUE)
+		g->sync_busy = true;
+	else
+		g->sync_want = true;
+	return act;
+}
+
+/**
+ * fm_gen_leave_sync - the destination no longer holds every write
+ * @g: the counters
+ *
+ * WM freezes until the next fm_gen_enter_sync(); nothing queued behind the
+ * flush in flight is issued any more.
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ */
+static void fm_gen_leave_sync(struct fm_gen *g)
+{
+	g->in_sync = false;
+	g->want = 0;
+	g->sync_want = false;
+	g->sync_busy = false;
+}
+
+/**
+ * fm_gen_flush_done - the shared destination flush completed
+ * @g: the counters
+ * @ok: it succeeded
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ * Return: whether to issue the next shared flush (WM is captured already)
+ * and whether the transition to synced is complete.
+ */
+static struct fm_flush_done fm_gen_flush_done(struct fm_gen *g, bool ok)
+{
+	struct fm_flush_done res = { };
+
+	g->busy = false;
+	if (ok) {
+		g->wf = max(g->wf, g->mark);
+		res.synced = g->sync_busy;
+	}
+	g->sync_busy = false;
+	if (ok && g->in_sync && (g->sync_want || g->want > g->wf)) {
+		g->busy = true;
+		g->mark = g->wm;
+		g->sync_busy = g->sync_want;
+		g->sync_want = false;
+		res.issue_next = true;
+	}
+	g->want = 0;
+	return res;
+}
+
+/**
+ * fm_gen_own_flush_done - a policy-always destination flush completed
+ * @g: the counters
+ * @mark: the WM it captured when it was issued
+ *
+ * Context: any; the caller holds the lock that protects @g.
+ */
+static void fm_gen_own_flush_done(struct fm_gen *g, u64 mark)
+{
+	g->wf = max(g->wf, mark);
+}
+
+/* ------------------------------------------------------------------------
+ * The region map.  Pure: the caller holds flushmirror_c.lock.
+ * ------------------------------------------------------------------------
+ */
+
+static void fm_region_clear(struct fm_regions *rg, unsigned long r)
+{
+	if (test_and_clear_bit(r, rg->copied))
+		rg->nr_copied--;
+}
+
+/**
+ * fm_region_route - decide where a guest write to region @r goes
+ * @rg: the region map
+ * @r: the region written
+ * @failed: the destination has failed
+ *
+ * A write while failed goes to the source only and leaves its region to be
+ * copied again after a retry.
+ *
+ * Context: any; the caller holds the lock that protects @rg.
+ * Return: the route, see &enum fm_route.
+ */
+static enum fm_route fm_region_route(struct fm_regions *rg, unsigned long r,
+				     bool failed)
+{
+	if (test_bit(r, rg->busy))
+		return FM_ROUTE_DEFER;
+	if (failed) {
+		fm_region_clear(rg, r);
+		return FM_ROUTE_SOURCE;
+	}
+	return test_bit(r, rg->copied) ? FM_ROUTE_MIRROR : FM_ROUTE_SOURCE;
+}
+
+/**
+ * fm_region_claim - find a region to copy and mark it busy
+ * @rg: the region map
+ * @r: the region claimed
+ *
+ * Context: any; the caller holds the lock that protects @rg.
+ * Return: true if a region was claimed.
+ */
+static bool fm_region_claim(struct fm_regions *rg, unsigned long *r)
+{
+	unsigned long i;
+
+	/* From the cursor to the end, then from the start to the cursor. */
+	i = rg->cursor;
+	for_each_clear_bit_from(i, rg->copied, rg->nr)
+		if (!test_bit(i, rg->busy))
+			goto found;
+	i = 0;
+	for_each_clear_bit_from(i, rg->copied, rg->cursor)
+		if (!test_bit(i, rg->busy))
+			goto found;
+	return false;
+
+found:
+	set_bit(i, rg->busy);
+	rg->cursor = i + 1 < rg->nr ? i + 1 : 0;
+	*r = i;
+	return true;
+}
+
+/**
+ * fm_region_copied - a copy job for region @r ended
+ * @rg: the region map
+ * @r: the region
+ * @ok: the copy succeeded
+ *
+ * Context: any; the caller holds the lock that protects @rg.
+ * Return: true if every region is now copied.
+ */
+static bool fm_region_copied(struct fm_regions *rg, unsigned long r, bool ok)
+{
+	clear_bit(r, rg->busy);
+	if (ok && !test_and_set_bit(r, rg->copied))
+		rg->nr_copied++;
+	return rg->nr_copied == rg->nr;
+}
+
+/* ------------------------------------------------------------------------
+ * The copy throttle.  Pure: the caller holds flushmirror_c.lock.
+ * ------------------------------------------------------------------------
+ */
+
+/**
+ * fm_throttle_take - take @cost sectors of copy budget
+ * @t: the bucket
+ * @now: jiffies
+ * @kibps: the rate, 0 for unlimited
+ * @cost: the sectors about to be copied
+ *
+ * The bucket holds at most one second of budget, or @cost if that is more,
+ * so that an idle copier does not burst above the rate.
+ *
+ * Context: any; the caller holds the lock that protects @t.
+ * Return: 0 if the budget was taken, else the jiffies to wait before the
+ * budget will be there.
+ */
+static unsigned long fm_throttle_take(struct fm_throttle *t,
+				      unsigned long now, unsigned int kibps,
+				      u64 cost)
+{
+	u64 per_sec = (u64)kibps * 2, cap, need;
+
+	if (!kibps)
+		return 0;
+	cap = max(per_sec, cost);
+	t->tokens += div_u64((u64)(now - t->stamp) * per_sec, HZ);
+	t->tokens = min(t->tokens, cap);
+	t->stamp = now;
+	if (t->tokens >= cost) {
+		t->tokens -= cost;
+		return 0;
+	}
+	need = cost - t->tokens;
+	return max_t(unsigned long, 1, DIV_ROUND_UP_ULL(need * HZ, per_sec));
+}
+
+/* ------------------------------------------------------------------------
+ * Argument parsing.  Pure: no device is opened.
+ * ------------------------------------------------------------------------
+ */
+
+/**
+ * fm_parse_region_size - parse the region size argument
+ * @arg: the argument
+ * @size: the size in sectors
+ * @error: set to a message on failure
+ *
+ * Context: process.
+ * Return: 0 or -EINVAL.
+ */
+static int fm_parse_region_size(const char *arg, unsigned int *size, char **error)
+{
+	if (kstrtouint(arg, 10, size)) {
+		*error = "Invalid region size: not a number";
+		return -EINVAL;
+	}
+	if (!is_power_of_2(*size)) {
+		*error = "Invalid region size: not a power of two";
+		return -EINVAL;
+	}
+	if (*size < FM_MIN_REGION_SIZE) {
+		*error = "Invalid region size: below 8 sectors";
+		return -EINVAL;
+	}
+	if (*size > FM_MAX_REGION_SIZE) {
+		*error = "Invalid region size: above 2097152 sectors";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int fm_parse_policy(const char *arg, enum fm_policy *policy)
+{
+	if (!strcasecmp(arg, "generation"))
+		*policy = FM_POLICY_GENERATION;
+	else if (!strcasecmp(arg, "always"))
+		*policy = FM_POLICY_ALWAYS;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static const char *fm_policy_name(enum fm_policy policy)
+{
+	return policy == FM_POLICY_ALWAYS ? "always" : "generation";
+}
+
+/**
+ * fm_parse_features - parse the optional feature arguments
+ * @as: the remaining arguments, starting with the feature count
+ * @cfg: filled in; defaults for what is absent
+ * @error: set to a message on failure
+ *
+ * Context: process.
+ * Return: 0 or -EINVAL.
+ */
+static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
+			     char **error)
+{
+	static const struct dm_arg count_arg = {
+		0, 7, "Invalid number of feature arguments"
+	};
+	static const struct dm_arg jobs_arg = {
+		1, FM_MAX_COPY_JOBS, "Invalid copy_jobs: expected 1 to 64"
+	};
+	static const struct dm_arg rate_arg = {
+		0, UINT_MAX, "Invalid copy_rate: expected KiB/s"
+	};
+	bool seen_policy = false, seen_rate = false, seen_jobs = false;
+	unsigned int argc;
+	const char *name;
+	int r;
+
+	cfg->nosync = false;
+	cfg->policy = FM_POLICY_GENERATION;
+	cfg->copy_rate = 0;
+	cfg->copy_jobs = FM_DEFAULT_COPY_JOBS;
+
+	if (!as->argc)
+		return 0;
+	r = dm_read_arg_group(&count_arg, as, &argc, error);
+	if (r)
+		return r;
+
+	while (argc) {
+		name = dm_shift_arg(as);
+		argc--;
+		if (!strcasecmp(name, "nosync")) {
+			if (cfg->nosync)
+				goto duplicate;
+			cfg->nosync = true;
+			continue;
+		}
+		if (!argc) {
+			*error = "Feature argument lacks its value";
+			return -EINVAL;
+		}
+		argc--;
+		if (!strcasecmp(name, "flush_policy")) {
+			if (seen_policy)
+				goto duplicate;
+			seen_policy = true;
+			if (fm_parse_policy(dm_shift_arg(as), &cfg->policy)) {
+				*error = "Invalid flush_policy: expected generation or always";
+				return -EINVAL;
+			}
+		} else if (!strcasecmp(name, "copy_rate")) {
+			if (seen_rate)
+				goto duplicate;
+			seen_rate = true;
+			r = dm_read_arg(&rate_arg, as, &cfg->copy_rate, error);
+			if (r)
+				return r;
+		} else if (!strcasecmp(name, "copy_jobs")) {
+			if (seen_jobs)
+				goto duplicate;
+			seen_jobs = true;
+			r = dm_read_arg(&jobs_arg, as, &cfg->copy_jobs, error);
+			if (r)
+				return r;
+		} else {
+			*error = "Unknown feature argument";
+			return -EINVAL;
+		}
+	}
+	return 0;
+
+duplicate:
+	*error = "Duplicate feature argument";
+	return -EINVAL;
+}
+
+/**
+ * enum fm_msg_cmd - the messages the target takes
+ * @FM_MSG_PAUSE: stop the copier.
+ * @FM_MSG_RESUME: restart it.
+ * @FM_MSG_COPY_RATE: set the copy rate.
+ * @FM_MSG_FLUSH_POLICY: set the flush policy.
+ * @FM_MSG_RETRY: after a failure, copy again what is out of sync.
+ */
+enum fm_msg_cmd {
+	FM_MSG_PAUSE,
+	FM_MSG_RESUME,
+	FM_MSG_COPY_RATE,
+	FM_MSG_FLUSH_POLICY,
+	FM_MSG_RETRY,
+};
+
+/**
+ * struct fm_msg - a parsed message
+ * @cmd: the command
+ * @rate: the rate of %FM_MSG_COPY_RATE
+ * @policy: the policy of %FM_MSG_FLUSH_POLICY
+ */
+struct fm_msg {
+	enum fm_msg_cmd cmd;
+	unsigned int rate;
+	enum fm_policy policy;
+};
+
+/**
+ * fm_parse_message - parse a message
+ * @argc: argument count
+ * @argv: arguments
+ * @msg: filled in
+ * @why: set to what was wrong on failure
+ *
+ * Context: process.
+ * Return: 0 or -EINVAL.
+ */
+static int fm_parse_message(unsigned int argc, char **argv,
+			    struct fm_msg *msg, const char **why)
+{
+	static const struct {
+		const char *name;
+		enum fm_msg_cmd cmd;
+		unsigned int argc;
+	} cmds[] = {
+		{ "pause", FM_MSG_PAUSE, 1 },
+		{ "resume", FM_MSG_RESUME, 1 },
+		{ "copy_rate", FM_MSG_COPY_RATE, 2 },
+		{ "flush_policy", FM_MSG_FLUSH_POLICY, 2 },
+		{ "retry", FM_MSG_RETRY, 1 },
+	};
+	unsigned int i;
+
+	if (!argc) {
+		*why = "empty message";
+		return -EINVAL;
+	}
+	for (i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!strcasecmp(argv[0], cmds[i].name))
+			break;
+	if (i == ARRAY_SIZE(cmds)) {
+		*why = "unknown message";
+		return -EINVAL;
+	}
+	if (argc != cmds[i].argc) {
+		*why = "wrong number of arguments";
+		return -EINVAL;
+	}
+	msg->cmd = cmds[i].cmd;
+	if (msg->cmd == FM_MSG_COPY_RATE && kstrtouint(argv[1], 10, &msg->rate)) {
+		*why = "copy_rate is not a number of KiB/s";
+		return -EINVAL;
+	}
+	if (msg->cmd == FM_MSG_FLUSH_POLICY &&
+	    fm_parse_policy(argv[1], &msg->policy)) {
+		*why = "flush_policy is neither generation nor always";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The target.
+ * ------------------------------------------------------------------------
+ */
+
+/**
+ * enum fm_job_state - the life of a copy job
+ * @FM_JOB_IDLE: the slot is free.
+ * @FM_JOB_WAITING: the region is claimed; source-only writes to it are
+ *	still in flight and the copy starts when the last one ends.
+ * @FM_JOB_READY: nothing in flight: the copier submits it to kcopyd.
+ * @FM_JOB_RUNNING: kcopyd copies the region.
+ */
+enum fm_job_state {
+	FM_JOB_IDLE,
+	FM_JOB_WAITING,
+	FM_JOB_READY,
+	FM_JOB_RUNNING,
+};
+
+struct flushmirror_c;
+
+/**
+ * struct fm_job - one region being copied
+ * @fm: the target
+ * @region: the region it owns (its bit is set in fm_regions::busy)
+ * @state: see &enum fm_job_state
+ * @writes: source-only writes to @region still in flight (WAITING only)
+ * @waiting: guest writes to @region that wait for the copy to end, linked
+ *	through fm_io::list; they are routed again when it ends.
+ */
+struct fm_job {
+	struct flushmirror_c *fm;
+	unsigned long region;
+	enum fm_job_state state;
+	unsigned int writes;
+	struct list_head waiting;
+};
+
+/**
+ * enum fm_io_kind - what the target did with a guest bio
+ * @FM_IO_PLAIN: remapped to the source, nothing to account (reads).
+ * @FM_IO_SOURCE: a write remapped to the source only.
+ * @FM_IO_MIRROR: a write held while clones go to both legs.
+ * @FM_IO_FLUSH: a flush remapped to the source, no destination part.
+ * @FM_IO_FLUSH_HELD: a flush held while a source clone and a destination
+ *	flush run.
+ */
+enum fm_io_kind {
+	FM_IO_PLAIN,
+	FM_IO_SOURCE,
+	FM_IO_MIRROR,
+	FM_IO_FLUSH,
+	FM_IO_FLUSH_HELD,
+};
+
+/**
+ * struct fm_io - per-bio data
+ * @fm: the target
+ * @kind: see &enum fm_io_kind
+ * @region: the region a write goes to
+ * @list: on fm_job::waiting, or on flushmirror_c::flush_waiters
+ * @node: in flushmirror_c::inflight while a source-only write is in flight
+ * @legs: parts not yet finished of a held bio; the last one completes it
+ * @src_status: status of the source part
+ * @dst_status: status of the destination part
+ * @fr: of a guest flush: the SG it must see flushed on the destination
+ * @mark: of a policy-always destination flush: the WM it captured
+ * @dst_fua: send the destination leg with REQ_FUA (only when in sync)
+ */
+struct fm_io {
+	struct flushmirror_c *fm;
+	enum fm_io_kind kind;
+	unsigned long region;
+	struct list_head list;
+	struct hlist_node node;
+	atomic_t legs;
+	blk_status_t src_status;
+	blk_status_t dst_status;
+	u64 fr;
+	u64 mark;
+	bool dst_fua;
+};
+
+#define FM_INFLIGHT_BITS 8
+
+/**
+ * struct flushmirror_c - the target
+ * @ti: the dm target
+ * @src: the source device (authoritative: every read goes there)
+ * @dst: the destination device
+ * @region_size: sectors per region, a power of two
+ * @region_shift: log2(@region_size)
+ * @cfg: the feature arguments; copy_rate and policy change by message
+ * @lock: protects every field below it except where noted; taken with
+ *	interrupts off, since bio completions take it
+ * @phase: the reported phase
+ * @gen: the generation counters
+ * @rg: the region map
+ * @thr: the copy throttle
+ * @jobs: copy job slots, the first cfg.copy_jobs are used
+ * @active_jobs: slots not idle
+ * @suspending: between presuspend and resume: start no copy job
+ * @inflight: source-only writes in flight, hashed by region
+ * @flush_waiters: held guest flushes that wait for a shared destination
+ *	flush, linked through fm_io::list
+ * @guest_flushes: guest flush bios seen
+ * @dest_flushes: destination flushes issued
+ * @dest_errors: destination I/O errors seen (writes, flushes, copies)
+ * @flush_failed: a destination flush failed since the last retry: what its
+ *	cache held is lost, so a retry copies every region again
+ * @flush_bio: the shared destination flush; in flight iff @gen.busy
+ *	(not protected by @lock: owned by whoever set @gen.busy)
+ * @wq: runs @copy_work, @flush_work and @event_work
+ * @copy_work: the copier: claims regions and submits copy jobs
+ * @flush_work: issues @flush_bio when a completion decided to
+ * @event_work: raises the dm event of a phase change
+ * @kcopyd: the kcopyd client
+ * @bs: bio set for the clones sent to each leg
+ * @wait: woken when a copy job or the shared flush ends (suspend waits)
+ */
+struct flushmirror_c {
+	struct dm_target *ti;
+	struct dm_dev *src;
+	struct dm_dev *dst;
+	unsigned int region_size;
+	unsigned int region_shift;
+	struct fm_config cfg;
+
+	spinlock_t lock;	/* protects the fields below, see above */
+	enum fm_phase phase;
+	struct fm_gen gen;
+	struct fm_regions rg;
+	struct fm_throttle thr;
+	struct fm_job jobs[FM_MAX_COPY_JOBS];
+	unsigned int active_jobs;
+	bool suspending;
+	DECLARE_HASHTABLE(inflight, FM_INFLIGHT_BITS);
+	struct list_head flush_waiters;
+	u64 guest_flushes;
+	u64 dest_flushes;
+	u64 dest_errors;
+	bool flush_failed;
+
+	struct bio flush_bio;
+	struct workqueue_struct *wq;
+	struct delayed_work copy_work;
+	struct work_struct flush_work;
+	struct work_struct event_work;
+	struct dm_kcopyd_client *kcopyd;
+	struct bio_set bs;
+	wait_queue_head_t wait;
+};
+
+static const char * const fm_phase_names[] = {
+	[FM_COPYING] = "copying",
+	[FM_PAUSED] = "paused",
+	[FM_SYNCED] = "synced",
+	[FM_FAILED] = "failed",
+};
+
+/* Context: any, with fm->lock held. */
+static void fm_set_phase(struct flushmirror_c *fm, enum fm_phase phase)
+{
+	if (fm->phase == phase)
+		return;
+	fm->phase = phase;
+	queue_work(fm->wq, &fm->event_work);
+}
+
+/* Context: any, with fm->lock held. */
+static void fm_kick_copier(struct flushmirror_c *fm)
+{
+	mod_delayed_work(fm->wq, &fm->copy_work, 0);
+}
+
+/*
+ * fm_dest_failed - a destination I/O failed: the guest goes on with the
+ * source alone.  Regions written from now on are left to a retry.
+ * Context: any, with fm->lock held.
+ */
+static void fm_dest_failed(struct flushmirror_c *fm)
+{
+	fm->dest_errors++;
+	if (fm->phase == FM_FAILED)
+		return;
+	fm_gen_leave_sync(&fm->gen);
+	fm_set_phase(fm, FM_FAILED);
+}
+
+/*
+ * fm_region_unsynced - region @r no longer holds the same data on both
+ * legs.  If the device was in sync it goes back to copying.
+ * Context: any, with fm->lock held.
+ */
+static void fm_region_unsynced(struct flushmirror_c *fm, unsigned long r)
+{
+	fm_region_clear(&fm->rg, r);
+	if (fm->phase == FM_FAILED || !fm->gen.in_sync)
+		return;
+	fm_gen_leave_sync(&fm->gen);
+	fm_set_phase(fm, FM_COPYING);
+	fm_kick_copier(fm);
+}
+
+/* ------------------------------------------------------------------------
+ * Completing held bios.
+ * ------------------------------------------------------------------------
+ */
+
+static struct bio *fm_io_bio(struct fm_io *io)
+{
+	return dm_bio_from_per_bio_data(io, sizeof(*io));
+}
+
+/*
+ * fm_mirror_done - both legs of a mirrored write finished.
+ * Context: bio completion (any, often hard interrupt).
+ */
+static void fm_mirror_done(struct fm_io *io)
+{
+	struct flushmirror_c *fm = io->fm;
+	struct bio *bio = fm_io_bio(io);
+	unsigned long flags;
+
+	spin_lock_irqsave(&fm->lock, flags);
+	if (io->dst_status)
+		fm_dest_failed(fm);
+	if (io->src_status || io->dst_status)
+		fm_region_unsynced(fm, io->region);
+	fm_gen_write_done(&fm->gen, !io->src_status && !io->dst_status);
+	spin_unlock_irqrestore(&fm->lock, flags);
+
+	bio->bi_status = io->src_status;
+	bio_endio(bio);
+}
+
+/*
+ * fm_leg_done - one part of a held bio finished; the last completes it.
+ * Context: bio completion (any).
+ */
+static void fm_leg_done(struct fm_io *io)
+{
+	struct bio *bio;
+
+	if (!atomic_dec_and_test(&io->legs))
+		return;
+	if (io->kind == FM_IO_MIRROR) {
+		fm_mirror_done(io);
+		return;
+	}
+	/* A held flush: the destination part never fails the guest. */
+	bio = fm_io_bio(io);
+	bio->bi_status = io->src_status;
+	bio_endio(bio);
+}
+
+static void fm_src_endio(struct bio *clone)
+{
+	struct fm_io *io = clone->bi_private;
+
+	io->src_status = clone->bi_status;
+	bio_put(clone);
+	fm_leg_done(io);
+}
+
+static void fm_dst_endio(struct bio *clone)
+{
+	struct fm_io *io = clone->bi_private;
+
+	io->dst_status = clone->bi_status;
+	bio_put(clone);
+	fm_leg_done(io);
+}
+
+/*
+ * fm_own_flush_endio - a policy-always destination flush completed.
+ * Context: bio completion (any).
+ */
+static void fm_own_flush_endio(struct bio *clone)
+{
+	struct fm_io *io = clone->bi_private;
+	struct flushmirror_c *fm = io->fm;
+	unsigned long flags;
+
+	spin_lock_irqsave(&fm->lock, flags);
+	if (clone->bi_status) {
+		fm->flush_failed = true;
+		fm_dest_failed(fm);
+	} else {
+		fm_gen_own_flush_done(&fm->gen, io->mark);
+	}
+	spin_unlock_irqrestore(&fm->lock, flags);
+	bio_put(clone);
+	fm_leg_done(io);
+}
+
+/*
+ * fm_submit_shared_flush - issue the shared destination flush.  The
+ * caller set fm->gen.busy under fm->lock and accounted it.
+ * Context: process (submits a bio).
+ */
+static void fm_shared_flush_endio(struct bio *bio);
+
+static void fm_submit_shared_flush(struct flushmirror_c *fm)
+{
+	bio_init(&fm->flush_bio, fm->dst->bdev, NULL, 0,
+		 REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC);
+	fm->flush_bio.bi_end_io = fm_shared_flush_endio;
+	fm->flush_bio.bi_private = fm;
+	if (debug_skip_dest_flush) {
+		bio_endio(&fm->flush_bio);
+		return;
+	}
+	submit_bio_noacct(&fm->flush_bio);
+}
+
+static void fm_flush_work(struct work_struct *ws)
+{
+	fm_submit_shared_flush(container_of(ws, struct flushmirror_c,
+					    flush_work));
+}
+
+/*
+ * fm_shared_flush_endio - the shared destination flush completed: move
+ * WF, release the guest flushes it covers, and issue the next one if a
+ * guest flush waits for newer writes.
+ * Context: bio completion (any).
+ */
+static void fm_shared_flush_endio(struct bio *bio)
+{
+	struct flushmirror_c *fm = bio->bi_private;
+	bool ok = !bio->bi_status;
+	struct fm_flush_done res;
+	struct fm_io *io, *tmp;
+	unsigned long flags;
+	LIST_HEAD(done);
+
+	bio_uninit(bio);
+
+	spin_lock_irqsave(&fm->lock, flags);
+	res = fm_gen_flush_done(&fm->gen, ok);
+	if (!ok) {
+		fm->flush_failed = true;
+		fm_dest_failed(fm);
+	}
+	if (res.synced && fm->phase != FM_FAILED)
+		fm_set_phase(fm, FM_SYNCED);
+	list_for_each_entry_safe(io, tmp, &fm->flush_waiters, list)
+		if (io->fr <= fm->gen.wf || !fm->gen.in_sync || !ok)
+			list_move_tail(&io->list, &done);
+	if (res.issue_next) {
+		fm->dest_flushes++;
+		queue_work(fm->wq, &fm->flush_work);
+	}
+	spin_unlock_irqrestore(&fm->lock, flags);
+
+	list_for_each_entry_safe(io, tmp, &done, list) {
+		list_del_init(&io->list);
+		fm_leg_done(io);
+	}
+	wake_up_all(&fm->wait);
+}
+
+/* ------------------------------------------------------------------------
+ * The map path.
+ * ------------------------------------------------------------------------
+ */
+
+static struct bio *fm_clone(struct flushmirror_c *fm, struct bio *bio,
+			    struct dm_dev *dev, bio_end_io_t *end_io,
+			    struct fm_io *io)
+{
+	struct bio *clone = bio_alloc_clone(dev->bdev, bio, GFP_NOIO, &fm->bs);
+
+	clone->bi_end_io = end_io;
+	clone->bi_private = io;
+	return clone;
+}
+
+/*
+ * fm_map_flush - a guest flush: flush the source, and the destination when
+ * the counters ask for it.
+ * Context: process (map).
+ */
+static int fm_map_flush(struct flushmirror_c *fm, struct fm_io *io,
+			struct bio *bio)
+{
+	enum fm_flush_action act;
+	struct bio *src, *dst;
+
+	/* Set before a shared flush completion can see @io on the list. */
+	io->src_status = BLK_STS_OK;
+	atomic_set(&io->legs, 2);
+
+	spin_lock_irq(&fm->lock);
+	fm->guest_flushes++;
+	act = fm_gen_flush_arrive(&fm->gen, fm->cfg.policy);
+	io->fr = fm->gen.fr;
+	io->mark = fm->gen.wm;
+	if (act == FM_FLUSH_WAIT || act == FM_FLUSH_ISSUE)
+		list_add_tail(&io->list, &fm->flush_waiters);
+	if (act == FM_FLUSH_ISSUE || act == FM_FLUSH_OWN)
+		fm->dest_flushes++;
+	spin_unlock_irq(&fm->lock);
+
+	if (act == FM_FLUSH_NONE) {
+		io->kind = FM_IO_FLUSH;
+		bio_set_dev(bio, fm->src->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	io->kind = FM_IO_FLUSH_HELD;
+	src = fm_clone(fm, bio, fm->src, fm_src_endio, io);
+	if (act == FM_FLUSH_OWN) {
+		dst = fm_clone(fm, bio, fm->dst, fm_own_flush_endio, io);
+		submit_bio_noacct(src);
+		if (debug_skip_dest_flush)
+			bio_endio(dst);
+		else
+			submit_bio_noacct(dst);
+		return DM_MAPIO_SUBMITTED;
+	}
+	submit_bio_noacct(src);
+	if (act == FM_FLUSH_ISSUE)
+		fm_submit_shared_flush(fm);
+	return DM_MAPIO_SUBMITTED;
+}
+
+/* Context: any, with fm->lock held. */
+static struct fm_job *fm_find_job(struct flushmirror_c *fm, unsigned long r)
+{
+	unsigned int i;
+
+	for (i = 0; i < fm->cfg.copy_jobs; i++)
+		if (fm->jobs[i].state != FM_JOB_IDLE && fm->jobs[i].region == r)
+			return &fm->jobs[i];
+	return NULL;
+}
+
+/*
+ * fm_route_write - send a guest write where the region map says.
+ * Return: DM_MAPIO_REMAPPED if the caller must send @bio to the source,
+ * else DM_MAPIO_SUBMITTED (held, or waiting for the copy of its region).
+ * Context: process (map, or the end of a copy job).
+ */
+static int fm_route_write(struct flushmirror_c *fm, struct fm_io *io,
+			  struct bio *bio)
+{
+	struct bio *src, *dst;
+	struct fm_job *job;
+
+	spin_lock_irq(&fm->lock);
+	switch (fm_region_route(&fm->rg, io->region, fm->phase == FM_FAILED)) {
+	case FM_ROUTE_DEFER:
+		job = fm_find_job(fm, io->region);
+		list_add_tail(&io->list, &job->waiting);
+		spin_unlock_irq(&fm->lock);
+		return DM_MAPIO_SUBMITTED;
+	case FM_ROUTE_SOURCE:
+		io->kind = FM_IO_SOURCE;
+		hash_add(fm->inflight, &io->node, io->region);
+		spin_unlock_irq(&fm->lock);
+		bio_set_dev(bio, fm->src->bdev);
+		return DM_MAPIO_REMAPPED;
+	case FM_ROUTE_MIRROR:
+		break;
+	}
+	io->kind = FM_IO_MIRROR;
+	io->dst_fua = fm->gen.in_sync;
+	spin_unlock_irq(&fm->lock);
+
+	io->src_status = BLK_STS_OK;
+	io->dst_status = BLK_STS_OK;
+	atomic_set(&io->legs, 2);
+	src = fm_clone(fm, bio, fm->src, fm_src_endio, io);
+	dst = fm_clone(fm, bio, fm->dst, fm_dst_endio, io);
+	if (!io->dst_fua)
+		dst->bi_opf &= ~REQ_FUA;
+	submit_bio_noacct(src);
+	submit_bio_noacct(dst);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int fm_map(struct dm_target *ti, struct bio *bio)
+{
+	struct flushmirror_c *fm = ti->private;
+	struct fm_io *io = dm_per_bio_data(bio, sizeof(struct fm_io));
+	sector_t sector, end;
+
+	io->fm = fm;
+	io->kind = FM_IO_PLAIN;
+	INIT_LIST_HEAD(&io->list);
+
+	if (bio->bi_opf & REQ_PREFLUSH)
+		return fm_map_flush(fm, io, bio);
+
+	sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	bio->bi_iter.bi_sector = sector;
+	if (!op_is_write(bio_op(bio))) {
+		bio_set_dev(bio, fm->src->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	/* max_io_len keeps bios inside a region; make sure of it. */
+	end = round_up(sector + 1, fm->region_size);
+	if (sector + bio_sectors(bio) > end)
+		dm_accept_partial_bio(bio, end - sector);
+	io->region = sector >> fm->region_shift;
+	return fm_route_write(fm, io, bio);
+}
+
+/*
+ * fm_end_io - the source completed a bio that map remapped, or the target
+ * completed a held one.  Source-only writes are accounted here.
+ * Context: bio completion (any).
+ */
+static int fm_end_io(struct dm_target *ti, struct bio *bio,
+		     blk_status_t *error)
+{
+	struct flushmirror_c *fm = ti->private;
+	struct fm_io *io = dm_per_bio_data(bio, sizeof(struct fm_io));
+	struct fm_job *job;
+	unsigned long flags;
+
+	if (io->kind != FM_IO_SOURCE)
+		return DM_ENDIO_DONE;
+
+	spin_lock_irqsave(&fm->lock, flags);
+	hash_del(&io->node);
+	fm_gen_write_done(&fm->gen, false);
+	if (test_bit(io->region, fm->rg.busy)) {
+		job = fm_find_job(fm, io->region);
+		if (job->state == FM_JOB_WAITING && !--job->writes) {
+			job->state = FM_JOB_READY;
+			fm_kick_copier(fm);
+		}
+	}
+	spin_unlock_irqrestore(&fm->lock, flags);
+	return DM_ENDIO_DONE;
+}
+
+/* ------------------------------------------------------------------------
+ * The copier.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * fm_check_synced - begin the transition to synced once every region is
+ * copied.  Context: any, with fm->lock held.
+ */
+static void fm_check_synced(struct flushmirror_c *fm)
+{
+	if (fm->gen.in_sync || fm->phase == FM_FAILED ||
+	    fm->rg.nr_copied != fm->rg.nr)
+		return;
+	if (fm_gen_enter_sync(&fm->gen) == FM_FLUSH_ISSUE) {
+		fm->dest_flushes++;
+		queue_work(fm->wq, &fm->flush_work);
+	}
+}
+
+static void fm_copy_done(int read_err, unsigned long write_err, void *context)
+{
+	struct fm_job *job = context;
+	struct flushmirror_c *fm = job->fm;
+	struct fm_io *io, *tmp;
+	LIST_HEAD(waiting);
+
+	spin_lock_irq(&fm->lock);
+	fm_region_copied(&fm->rg, job->region, !read_err && !write_err);
+	if (write_err) {
+		fm_dest_failed(fm);
+	} else if (read_err) {
+		DMERR_LIMIT("%s: source read error copying region %lu",
+			    dm_table_device_name(fm->ti->table), job->region);
+		fm_dest_failed(fm);
+	}
+	list_splice_init(&job->waiting, &waiting);
+	job->state = FM_JOB_IDLE;
+	fm->active_jobs--;
+	fm_check_synced(fm);
+	fm_kick_copier(fm);
+	spin_unlock_irq(&fm->lock);
+
+	list_for_each_entry_safe(io, tmp, &waiting, list) {
+		list_del_init(&io->list);
+		if (fm_route_write(fm, io, fm_io_bio(io)) == DM_MAPIO_REMAPPED)
+			dm_submit_bio_remap(fm_io_bio(io), NULL);
+	}
+	wake_up_all(&fm->wait);
+}
+
+/* Context: any, with fm->lock held. */
+static bool fm_may_start_copy(struct flushmirror_c *fm)
+{
+	return fm->phase == FM_COPYING && !fm->suspending &&
+	       fm->active_jobs < fm->cfg.copy_jobs;
+}
+
+/* Context: any, with fm->lock held. */
+static unsigned int fm_count_inflight(struct flushmirror_c *fm,
+				      unsigned long r)
+{
+	unsigned int n = 0;
+	struct fm_io *io;
+
+	hash_for_each_possible(fm->inflight, io, node, r)
+		n += io->region == r;
+	return n;
+}
+
+/* Context: any, with fm->lock held. */
+static void fm_start_job(struct flushmirror_c *fm, unsigned long r)
+{
+	struct fm_job *job = NULL;
+	unsigned int i;
+
+	for (i = 0; i < fm->cfg.copy_jobs; i++) {
+		if (fm->jobs[i].state == FM_JOB_IDLE) {
+			job = &fm->jobs[i];
+			break;
+		}
+	}
+	job->region = r;
+	job->writes = fm_count_inflight(fm, r);
+	job->state = job->writes ? FM_JOB_WAITING : FM_JOB_READY;
+	fm->active_jobs++;
+}
+
+static void fm_submit_copy(struct flushmirror_c *fm, struct fm_job *job)
+{
+	sector_t start = (sector_t)job->region << fm->region_shift;
+	struct dm_io_region from, to;
+
+	from.bdev = fm->src->bdev;
+	from.sector = start;
+	from.count = min_t(sector_t, fm->region_size, fm->ti->len - start);
+	to = from;
+	to.bdev = fm->dst->bdev;
+	dm_kcopyd_copy(fm->kcopyd, &from, 1, &to, 0, fm_copy_done, job);
+}
+
+/*
+ * fm_copy_work - the copier.
+ *   1. Claim regions for free job slots while the phase and the throttle
+ *      allow it.
+ *   2. Submit every job that no source-only write holds back any more.
+ * Context: process (fm->wq).
+ */
+static void fm_copy_work(struct work_struct *ws)
+{
+	struct flushmirror_c *fm = container_of(to_delayed_work(ws),
+						struct flushmirror_c, copy_work);
+	struct fm_job *ready[FM_MAX_COPY_JOBS];
+	unsigned int i, n = 0;
+	unsigned long r, delay;
+
+	spin_lock_irq(&fm->lock);
+	while (fm_may_start_copy(fm)) {
+		delay = fm_throttle_take(&fm->thr, jiffies, fm->cfg.copy_rate,
+					 fm->region_size);
+		if (delay) {
+			mod_delayed_work(fm->wq, &fm->copy_work, delay);
+			break;
+		}
+		if (!fm_region_claim(&fm->rg, &r))
+			break;
+		fm_start_job(fm, r);
+	}
+	for (i = 0; i < fm->cfg.copy_jobs; i++) {
+		if (fm->jobs[i].state == FM_JOB_READY) {
+			fm->jobs[i].state = FM_JOB_RUNNING;
+			ready[n++] = &fm->jobs[i];
+		}
+	}
+	if (fm->phase == FM_COPYING || fm->phase == FM_PAUSED)
+		fm_check_synced(fm);
+	spin_unlock_irq(&fm->lock);
+
+	for (i = 0; i < n; i++)
+		fm_submit_copy(fm, ready[i]);
+}
+
+static void fm_event_work(struct work_struct *ws)
+{
+	struct flushmirror_c *fm = container_of(ws, struct flushmirror_c,
+						event_work);
+
+	dm_table_event(fm->ti->table);
+}
+
+/* ------------------------------------------------------------------------
+ * Constructor and destructor.
+ * ------------------------------------------------------------------------
+ */
+
+static void fm_free(struct flushmirror_c *fm)
+{
+	if (fm->wq)
+		destroy_workqueue(fm->wq);
+	if (fm->kcopyd)
+		dm_kcopyd_client_destroy(fm->kcopyd);
+	bioset_exit(&fm->bs);
+	kvfree(fm->rg.copied);
+	kvfree(fm->rg.busy);
+	if (fm->dst)
+		dm_put_device(fm->ti, fm->dst);
+	if (fm->src)
+		dm_put_device(fm->ti, fm->src);
+	kfree(fm);
+}
+
+/*
+ * fm_open_devices - open both legs and check they suit the table.
+ * Context: process (ctr).
+ */
+static int fm_open_devices(struct flushmirror_c *fm, char **argv)
+{
+	struct dm_target *ti = fm->ti;
+	unsigned int bytes = fm->region_size << SECTOR_SHIFT;
+	int r;
+
+	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &fm->src);
+	if (r) {
+		ti->error = "Cannot open source device";
+		return r;
+	}
+	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table), &fm->dst);
+	if (r) {
+		ti->error = "Cannot open destination device";
+		return r;
+	}
+	if (fm->src->bdev == fm->dst->bdev) {
+		ti->error = "Source and destination are the same device";
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(fm->src->bdev) < ti->len) {
+		ti->error = "Source device is smaller than the target length";
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(fm->dst->bdev) < ti->len) {
+		ti->error = "Destination device is smaller than the target length";
+		return -EINVAL;
+	}
+	if (bytes < bdev_logical_block_size(fm->src->bdev) ||
+	    bytes < bdev_logical_block_size(fm->dst->bdev)) {
+		ti->error = "Region size is below a device's logical block size";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * fm_ctr - construct a flushmirror target
+ * <source_dev> <dest_dev> <region_size> [<#feature_args> [<feature_arg>]*]
+ */
+static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct flushmirror_c *fm;
+	unsigned long longs;
+	unsigned int i;
+	int r;
+
+	if (argc < 3) {
+		ti->error = "Invalid argument count";
+		return -EINVAL;
+	}
+
+	fm = kzalloc(sizeof(*fm), GFP_KERNEL);
+	if (!fm) {
+		ti->error = "Cannot allocate target context";
+		return -ENOMEM;
+	}
+	fm->ti = ti;
+	ti->private = fm;
+
+	r = fm_parse_region_size(argv[2], &fm->region_size, &ti->error);
+	if (r)
+		goto bad;
+	fm->region_shift = ilog2(fm->region_size);
+	dm_consume_args(&as, 3);
+	r = fm_parse_features(&as, &fm->cfg, &ti->error);
+	if (r)
+		goto bad;
+	if (as.argc) {
+		ti->error = "Too many arguments: feature count does not match";
+		r = -EINVAL;
+		goto bad;
+	}
+	r = fm_open_devices(fm, argv);
+	if (r)
+		goto bad;
+
+	fm->rg.nr = DIV_ROUND_UP_SECTOR_T(ti->len, fm->region_size);
+	longs = BITS_TO_LONGS(fm->rg.nr);
+	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	if (!fm->rg.copied || !fm->rg.busy) {
+		ti->error = "Cannot allocate region bitmaps";
+		r = -ENOMEM;
+		goto bad;
+	}
+	if (fm->cfg.nosync) {
+		bitmap_set(fm->rg.copied, 0, fm->rg.nr);
+		fm->rg.nr_copied = fm->rg.nr;
+		fm->gen.in_sync = true;
+		fm->phase = FM_SYNCED;
+	}
+
+	r = bioset_init(&fm->bs, BIO_POOL_SIZE * 2, 0, BIOSET_NEED_RESCUER);
+	if (r) {
+		ti->error = "Cannot allocate bio set";
+		goto bad;
+	}
+	fm->kcopyd = dm_kcopyd_client_create(NULL);
+	if (IS_ERR(fm->kcopyd)) {
+		r = PTR_ERR(fm->kcopyd);
+		fm->kcopyd = NULL;
+		ti->error = "Cannot create kcopyd client";
+		goto bad;
+	}
+	fm->wq = alloc_workqueue("dm-flushmirror", WQ_MEM_RECLAIM, 0);
+	if (!fm->wq) {
+		ti->error = "Cannot allocate workqueue";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	spin_lock_init(&fm->lock);
+	hash_init(fm->inflight);
+	INIT_LIST_HEAD(&fm->flush_waiters);
+	init_waitqueue_head(&fm->wait);
+	INIT_DELAYED_WORK(&fm->copy_work, fm_copy_work);
+	INIT_WORK(&fm->flush_work, fm_flush_work);
+	INIT_WORK(&fm->event_work, fm_event_work);
+	for (i = 0; i < FM_MAX_COPY_JOBS; i++) {
+		fm->jobs[i].fm = fm;
+		INIT_LIST_HEAD(&fm->jobs[i].waiting);
+	}
+	fm->thr.stamp = jiffies;
+	/* Nothing runs until resume. */
+	fm->suspending = true;
+
+	r = dm_set_target_max_io_len(ti, fm->region_size);
+	if (r)
+		goto bad;
+	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->num_discard_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	ti->per_io_data_size = sizeof(struct fm_io);
+	return 0;
+
+bad:
+	fm_free(fm);
+	return r;
+}
+
+static void fm_dtr(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+
+	cancel_delayed_work_sync(&fm->copy_work);
+	flush_workqueue(fm->wq);
+	fm_free(fm);
+}
+
+/* ------------------------------------------------------------------------
+ * Suspend and resume.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * fm_presuspend - stop the copier.
+ *   1. Start no copy job from now on.
+ *   2. Wait for the jobs that own a region: each ends and routes the
+ *      writes that waited for it, so dm can drain them.
+ *   3. Stop the copier work.
+ */
+static void fm_presuspend(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+
+	spin_lock_irq(&fm->lock);
+	fm->suspending = true;
+	spin_unlock_irq(&fm->lock);
+
+	wait_event(fm->wait, !READ_ONCE(fm->active_jobs));
+	cancel_delayed_work_sync(&fm->copy_work);
+}
+
+static void fm_presuspend_undo(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+
+	spin_lock_irq(&fm->lock);
+	fm->suspending = false;
+	fm_kick_copier(fm);
+	spin_unlock_irq(&fm->lock);
+}
+
+/*
+ * fm_postsuspend - leave the destination ready for a switchover.  dm has
+ * drained every guest bio.
+ *   1. Wait for the shared destination flush in flight, if any.
+ *   2. If in sync and writes are not flushed yet, issue a last
+ *      destination flush, and go back to 1: then WF = WM = SG.
+ */
+static void fm_postsuspend(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+	enum fm_flush_action act;
+
+	for (;;) {
+		wait_event(fm->wait, !READ_ONCE(fm->gen.busy));
+
+		spin_lock_irq(&fm->lock);
+		act = FM_FLUSH_WAIT;
+		if (!fm->gen.busy) {
+			act = FM_FLUSH_NONE;
+			if (fm->gen.in_sync && fm->phase != FM_FAILED)
+				act = fm_gen_request(&fm->gen, fm->gen.wm,
+						     false);
+		}
+		if (act == FM_FLUSH_ISSUE)
+			fm->dest_flushes++;
+		spin_unlock_irq(&fm->lock);
+
+		if (act == FM_FLUSH_NONE)
+			return;
+		if (act == FM_FLUSH_ISSUE)
+			fm_submit_shared_flush(fm);
+	}
+}
+
+static void fm_resume(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+
+	spin_lock_irq(&fm->lock);
+	fm->suspending = false;
+	fm_kick_copier(fm);
+	spin_unlock_irq(&fm->lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Status and messages.
+ * ------------------------------------------------------------------------
+ */
+
+static void fm_status(struct dm_target *ti, status_type_t type,
+		      unsigned int status_flags, char *result,
+		      unsigned int maxlen)
+{
+	struct flushmirror_c *fm = ti->private;
+	unsigned int sz = 0, nfeat;
+	struct fm_config cfg;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		spin_lock_irq(&fm->lock);
+		DMEMIT("%s %lu/%lu %llu %llu %llu %llu %llu %llu %llu",
+		       fm_phase_names[fm->phase], fm->rg.nr_copied, fm->rg.nr,
+		       fm->gen.sg, fm->gen.wm, fm->gen.fr, fm->gen.wf,
+		       fm->guest_flushes, fm->dest_flushes, fm->dest_errors);
+		spin_unlock_irq(&fm->lock);
+		break;
+
+	case STATUSTYPE_TABLE:
+		spin_lock_irq(&fm->lock);
+		cfg = fm->cfg;
+		spin_unlock_irq(&fm->lock);
+		nfeat = cfg.nosync + 2 * (cfg.policy != FM_POLICY_GENERATION) +
+			2 * !!cfg.copy_rate +
+			2 * (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS);
+		DMEMIT("%s %s %u", fm->src->name, fm->dst->name,
+		       fm->region_size);
+		if (!nfeat)
+			break;
+		DMEMIT(" %u", nfeat);
+		if (cfg.nosync)
+			DMEMIT(" nosync");
+		if (cfg.policy != FM_POLICY_GENERATION)
+			DMEMIT(" flush_policy %s", fm_policy_name(cfg.policy));
+		if (cfg.copy_rate)
+			DMEMIT(" copy_rate %u", cfg.copy_rate);
+		if (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS)
+			DMEMIT(" copy_jobs %u", cfg.copy_jobs);
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",source_device=%s,destination_device=%s;",
+		       fm->src->name, fm->dst->name);
+		break;
+	}
+}
+
+static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
+		      char *result, unsigned int maxlen)
+{
+	struct flushmirror_c *fm = ti->private;
+	const char *why = NULL;
+	struct fm_msg msg;
+	int r;
+
+	r = fm_parse_message(argc, argv, &msg, &why);
+	if (r) {
+		DMWARN("%s: message \"%s\" rejected: %s",
+		       dm_table_device_name(ti->table), argc ? argv[0] : "",
+		       why);
+		return r;
+	}
+
+	spin_lock_irq(&fm->lock);
+	switch (msg.cmd) {
+	case FM_MSG_PAUSE:
+		if (fm->phase != FM_COPYING) {
+			why = "pause: not copying";
+			break;
+		}
+		fm_set_phase(fm, FM_PAUSED);
+		break;
+	case FM_MSG_RESUME:
+		if (fm->phase != FM_PAUSED) {
+			why = "resume: not paused";
+			break;
+		}
+		fm_set_phase(fm, FM_COPYING);
+		fm_kick_copier(fm);
+		break;
+	case FM_MSG_COPY_RATE:
+		fm->cfg.copy_rate = msg.rate;
+		fm_kick_copier(fm);
+		break;
+	case FM_MSG_FLUSH_POLICY:
+		fm->cfg.policy = msg.policy;
+		break;
+	case FM_MSG_RETRY:
+		if (fm->phase != FM_FAILED) {
+			why = "retry: not failed";
+			break;
+		}
+		if (fm->flush_failed) {
+			/* Keep only the regions copy jobs own right now. */
+			bitmap_and(fm->rg.copied, fm->rg.copied, fm->rg.busy,
+				   fm->rg.nr);
+			fm->rg.nr_copied = bitmap_weight(fm->rg.copied,
+							 fm->rg.nr);
+			fm->flush_failed = false;
+		}
+		fm_set_phase(fm, FM_COPYING);
+		fm_kick_copier(fm);
+		break;
+	}
+	spin_unlock_irq(&fm->lock);
+
+	if (why) {
+		DMWARN("%s: message rejected: %s",
+		       dm_table_device_name(ti->table), why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int fm_iterate_devices(struct dm_target *ti,
+			      iterate_devices_callout_fn fn, void *data)
+{
+	struct flushmirror_c *fm = ti->private;
+	int r;
+
+	r = fn(ti, fm->src, 0, ti->len, data);
+	if (!r)
+		r = fn(ti, fm->dst, 0, ti->len, data);
+	return r;
+}
+
+/*
+ * fm_io_hints - dm stacks the limits of both devices (the larger logical
+ * block size wins); advertise the region as the minimum and optimal I/O
+ * size, unless the devices' optimal size is a multiple of it already.
+ */
+static void fm_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct flushmirror_c *fm = ti->private;
+	unsigned int bytes = fm->region_size << SECTOR_SHIFT;
+
+	if (limits->io_opt && !(limits->io_opt % bytes))
+		return;
+	limits->io_min = max(limits->io_min, bytes);
+	limits->io_opt = bytes;
+}
+
+static struct target_type flushmirror_target = {
+	.name = "flushmirror",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = fm_ctr,
+	.dtr = fm_dtr,
+	.map = fm_map,
+	.end_io = fm_end_io,
+	.presuspend = fm_presuspend,
+	.presuspend_undo = fm_presuspend_undo,
+	.postsuspend = fm_postsuspend,
+	.resume = fm_resume,
+	.status = fm_status,
+	.message = fm_message,
+	.iterate_devices = fm_iterate_devices,
+	.io_hints = fm_io_hints,
+};
+
+static int __init dm_flushmirror_init(void)
+{
+	return dm_register_target(&flushmirror_target);
+}
+
+static void __exit dm_flushmirror_exit(void)
+{
+	dm_unregister_target(&flushmirror_target);
+}
+
+module_init(dm_flushmirror_init);
+module_exit(dm_flushmirror_exit);
+
+MODULE_DESCRIPTION(DM_NAME " live mirror target with generation-counted flushes");
+MODULE_AUTHOR("The dm-flushmirror authors");
+MODULE_LICENSE("GPL");
+MODULE_VERSION("1.0.0");
+
+#if IS_ENABLED(CONFIG_DM_FLUSHMIRROR_KUNIT_TEST)
+#include "kunit/dm-flushmirror-test.c"
+#endif

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-flushmirror: the pure state of the target.
+ *
+ * Copyright (C) 2026 The dm-flushmirror authors
+ *
+ * Everything in this header is plain data with no block device behind it:
+ * the four generation counters that decide when a guest flush needs a
+ * destination flush, the region map of the background copy, the copy
+ * throttle and the parsed constructor arguments.  The helpers that change
+ * them live in dm-flushmirror.c, take no locks and never sleep; the target
+ * calls them with &flushmirror_c.lock held, and the KUnit suites call them
+ * directly.
+ */
+#ifndef DM_FLUSHMIRROR_H
+#define DM_FLUSHMIRROR_H
+
+#include <linux/types.h>
+
+#define FM_MIN_REGION_SIZE	8U		/* sectors: 4 KiB */
+#define FM_MAX_REGION_SIZE	2097152U	/* sectors: 1 GiB */
+#define FM_MAX_COPY_JOBS	64U
+#define FM_DEFAULT_COPY_JOBS	8U
+
+/**
+ * enum fm_phase - what the target reports as its phase
+ * @FM_COPYING: regions remain to be copied, the copier runs.
+ * @FM_PAUSED: like @FM_COPYING, but the admin stopped the copier.
+ * @FM_SYNCED: every region copied and the transition flush completed.
+ * @FM_FAILED: the destination failed; the guest runs on the source alone.
+ */
+enum fm_phase {
+	FM_COPYING,
+	FM_PAUSED,
+	FM_SYNCED,
+	FM_FAILED,
+};
+
+/**
+ * enum fm_policy - when a guest flush is forwarded to the destination
+ * @FM_POLICY_GENERATION: only when the generation counters say it adds
+ *	durability (the default).
+ * @FM_POLICY_ALWAYS: every guest flush, in every phase, as dm-mirror does.
+ */
+enum fm_policy {
+	FM_POLICY_GENERATION,
+	FM_POLICY_ALWAYS,
+};
+
+/**
+ * enum fm_flush_action - what a guest flush needs from the destination
+ * @FM_FLUSH_NONE: nothing: the destination already holds it durably, or it
+ *	is not promised anything yet (still copying, or failed).
+ * @FM_FLUSH_WAIT: wait for the shared destination flush in flight, or for
+ *	the next one, which is issued when the one in flight completes.
+ * @FM_FLUSH_ISSUE: issue the shared destination flush now and wait for it.
+ * @FM_FLUSH_OWN: policy always: issue a destination flush of its own.
+ */
+enum fm_flush_action {
+	FM_FLUSH_NONE,
+	FM_FLUSH_WAIT,
+	FM_FLUSH_ISSUE,
+	FM_FLUSH_OWN,
+};
+
+/**
+ * struct fm_gen - the generation counters (US patent 8,935,502)
+ * @sg: source generation: guest write-type bios completed to the guest.
+ * @wm: writes mirrored: @sg at the last instant both legs held every
+ *	completed write.  Follows @sg while @in_sync, frozen otherwise.
+ * @fr: flush request: @sg when the latest guest flush arrived.
+ * @wf: writes flushed: the @wm captured when the latest completed
+ *	destination flush was issued.  Invariant: @wf <= @wm <= @sg, @fr <= @sg.
+ * @mark: the @wm captured by the shared destination flush in flight.
+ *	Meaningful only while @busy.
+ * @want: the highest @fr queued behind the flush in flight that it does
+ *	not cover (@want > @mark); 0 when none is queued.
+ * @in_sync: every region is copied and nothing in flight is on one leg
+ *	only, so each completed write is on both legs and @wm follows @sg.
+ * @busy: the shared destination flush is in flight.  At most one is.
+ * @sync_want: the transition to synced needs a destination flush that has
+ *	not been issued yet (one was in flight when the copy finished).
+ * @sync_busy: the shared flush in flight is the transition flush; its
+ *	successful completion makes the phase synced.
+ */
+struct fm_gen {
+	u64 sg;
+	u64 wm;
+	u64 fr;
+	u64 wf;
+	u64 mark;
+	u64 want;
+	bool in_sync;
+	bool busy;
+	bool sync_want;
+	bool sync_busy;
+};
+
+/**
+ * struct fm_flush_done - what to do once the shared destination flush ends
+ * @issue_next: issue the next shared flush now (fm_gen::busy stays true).
+ * @synced: the transition flush completed: report the phase synced.
+ */
+struct fm_flush_done {
+	bool issue_next;
+	bool synced;
+};
+
+/**
+ * enum fm_route - where a guest write to a region goes
+ * @FM_ROUTE_SOURCE: to the source only; the copier copies the region later.
+ * @FM_ROUTE_MIRROR: to both legs; completes when both have.
+ * @FM_ROUTE_DEFER: the region is being copied: wait for the copy to end.
+ */
+enum fm_route {
+	FM_ROUTE_SOURCE,
+	FM_ROUTE_MIRROR,
+	FM_ROUTE_DEFER,
+};
+
+/**
+ * struct fm_regions - the region map of the background copy
+ * @nr: number of regions (the last one may be short).
+ * @nr_copied: number of bits set in @copied.
+ * @copied: bit set when the region holds the same data on both legs, so
+ *	writes to it must go to both.  Cleared when a write to it reaches one
+ *	leg only (source error, destination error, written while failed).
+ * @busy: bit set while a copy job owns the region; writes to it wait.
+ *	A busy region is never copied.
+ * @cursor: the region where the next search for work starts.
+ */
+struct fm_regions {
+	unsigned long nr;
+	unsigned long nr_copied;
+	unsigned long *copied;
+	unsigned long *busy;
+	unsigned long cursor;
+};
+
+/**
+ * struct fm_throttle - token bucket for the copy rate
+ * @tokens: sectors that may be copied now without exceeding the rate.
+ * @stamp: jiffies of the last refill.
+ */
+struct fm_throttle {
+	u64 tokens;
+	unsigned long stamp;
+};
+
+/**
+ * struct fm_config - the feature arguments of a table line
+ * @nosync: the destination is known identical: start synced.
+ * @policy: the flush policy.
+ * @copy_rate: KiB/s the copier may read, 0 for unlimited.
+ * @copy_jobs: regions copied at once, 1..FM_MAX_COPY_JOBS.
+ */
+struct fm_config {
+	bool nosync;
+	enum fm_policy policy;
+	unsigned int copy_rate;
+	unsigned int copy_jobs;
+};
+
+#endif /* DM_FLUSHMIRROR_H */
