@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dm-flushmirror: out-of-tree module build (the module itself is described
+# by Kbuild) and the project's entry points.
+#   make [KDIR=...]   build dm-flushmirror.ko against KDIR
+#   make check        the whole test run (scripts/check.sh)
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+DKMS_VERSION := 1.0.0
+
+.PHONY: all modules clean check install demo bench dkms-install dkms-remove
+
+all: modules
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+check:
+	scripts/check.sh
+
+install:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+demo:
+	scripts/demo.sh
+
+bench:
+	scripts/bench/run.sh
+
+dkms-install:
+	git archive --prefix=dm-flushmirror-$(DKMS_VERSION)/ HEAD | tar -x -C /usr/src && dkms add -m dm-flushmirror -v $(DKMS_VERSION) && dkms build -m dm-flushmirror -v $(DKMS_VERSION) && dkms install -m dm-flushmirror -v $(DKMS_VERSION)
+
+dkms-remove:
+	dkms remove -m dm-flushmirror -v $(DKMS_VERSION) --all

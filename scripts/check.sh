@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The project's whole test run ("make check"):
+#  1. KUnit: scripts/uml/build.sh builds the UML kernel with the module built
+#     in and runs its KUnit suites (kunit.py);
+#  2. e2e: scripts/uml/run-e2e.sh boots it and runs every scripts/e2e/t*.sh;
+#  3. build/style (G9): out-of-tree module builds with W=1 against Debian's
+#     newest linux-headers 6.1 and 6.12 (any warning fails), sparse (C=2,
+#     6.12 headers) and checkpatch --strict.
+# Prints per-section counts and ends with exactly one line
+# "N passed, N failed, N skipped"; exits 1 when anything failed.
+# Logs: .build/logs/, .build/results/.
+set -euo pipefail
+
+. "$(dirname "$0")/uml/common.sh"
+cd "$FM_REPO"
+LOGDIR=$FM_BUILD/logs
+mkdir -p "$LOGDIR"
+t0=$(date +%s)
+
+P=0 F=0 S=0
+add() { P=$((P + $1)) F=$((F + $2)) S=$((S + $3)); }
+readsum() { # file -> "passed failed skipped"
+	local passed=0 failed=1 skipped=0
+	# shellcheck disable=SC1090
+	[ -f "$1" ] && . "$1"
+	echo "$passed $failed $skipped"
+}
+
+# --- 1. KUnit ------------------------------------------------------------
+echo "=== KUnit (UML build + kunit.py)"
+brc=0
+scripts/uml/build.sh || brc=$?
+read -r kp kf ks < <(readsum "$FM_BUILD/results/kunit.summary")
+add "$kp" "$kf" "$ks"
+echo "--- KUnit: $kp passed, $kf failed, $ks skipped"
+
+# --- 2. e2e --------------------------------------------------------------
+echo "=== e2e (UML boot, scripts/e2e/t*.sh)"
+if [ "$brc" -eq 2 ]; then
+	echo "FAIL: e2e: not run, the UML build failed"
+	ep=0 ef=1 es=0
+else
+	scripts/uml/run-e2e.sh || true
+	read -r ep ef es < <(readsum "$FM_BUILD/results/e2e/summary")
+fi
+add "$ep" "$ef" "$es"
+echo "--- e2e: $ep passed, $ef failed, $es skipped"
+
+# --- 3. build and style --------------------------------------------------
+echo "=== build/style (out-of-tree W=1 builds, sparse, checkpatch)"
+bp=0 bf=0
+ok() { echo "PASS: $1"; bp=$((bp + 1)); }
+ko() { echo "FAIL: $1: $2"; bf=$((bf + 1)); }
+
+# newest Debian headers package matching a pattern (apt lists, else /usr/src)
+newest_headers() {
+	{ apt-cache pkgnames linux-headers- 2>/dev/null
+	  ls -d /usr/src/linux-headers-* 2>/dev/null | sed 's|.*/||'; } |
+		grep -E "^$1\$" | sort -uV | tail -n 1
+}
+hdr61=$(newest_headers 'linux-headers-6\.1\.0-[0-9]+-amd64' || true)
+hdr612=$(newest_headers 'linux-headers-6\.12\.[0-9]+\+deb12-amd64' || true)
+apt_ensure sparse perl build-essential ${hdr61:+"$hdr61"} ${hdr612:+"$hdr612"} ||
+	log "WARNING: could not install the headers packages"
+
+have_src=1
+for f in dm-flushmirror.c dm-flushmirror.h Kbuild; do
+	[ -f "$f" ] || { have_src=0; log "module source $f missing"; }
+done
+
+# oot_build NAME HEADERS_PKG [make args]: copy the sources to .build/oot/NAME
+# and build them there; PASS only with no warning and no error at all.
+oot_build() {
+	local name=$1 pkg=$2 kdir dir logf
+	shift 2
+	kdir=/usr/src/$pkg
+	dir=$FM_BUILD/oot/$name
+	logf=$LOGDIR/oot-$name.log
+	if [ "$have_src" -eq 0 ]; then ko "$name" "module sources missing"; return; fi
+	if [ -z "$pkg" ] || [ ! -f "$kdir/Makefile" ]; then
+		ko "$name" "headers ${pkg:-package} not installed"; return
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for f in "${FM_MODULE_FILES[@]}"; do
+		[ -e "$f" ] && cp -a "$f" "$dir/"
+	done
+	if make -C "$kdir" M="$dir" "$@" modules >"$logf" 2>&1 &&
+		! grep -qE 'warning:|error:|Error [0-9]' "$logf"; then
+		ok "$name ($kdir)"
+	else
+		ko "$name" "see $logf"
+		grep -E 'warning:|error:|Error [0-9]' "$logf" | head -n 20 | sed 's/^/    /'
+	fi
+}
+oot_build "build-6.1-W1" "$hdr61" W=1
+oot_build "build-6.12-W1" "$hdr612" W=1
+oot_build "sparse-6.12" "$hdr612" C=2
+
+if [ "$have_src" -eq 1 ] && [ -x "$FM_TREE/scripts/checkpatch.pl" ]; then
+	if "$FM_TREE/scripts/checkpatch.pl" --strict --no-tree --no-summary \
+		--terse -f dm-flushmirror.c dm-flushmirror.h >"$LOGDIR/checkpatch.log" 2>&1 &&
+		[ ! -s "$LOGDIR/checkpatch.log" ]; then
+		ok "checkpatch --strict"
+	else
+		ko "checkpatch --strict" "see $LOGDIR/checkpatch.log"
+		head -n 20 "$LOGDIR/checkpatch.log" | sed 's/^/    /'
+	fi
+else
+	ko "checkpatch --strict" "module sources or $FM_TREE/scripts/checkpatch.pl missing"
+fi
+add "$bp" "$bf" 0
+echo "--- build/style: $bp passed, $bf failed"
+
+echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0 (passed/failed/skipped)"
+echo "$P passed, $F failed, $S skipped"
+[ "$F" -eq 0 ]

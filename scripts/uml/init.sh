@@ -1,0 +1,91 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# PID 1 of the UML test guest (booted by scripts/uml/run-e2e.sh with the
+# host's / as a read-only hostfs root).  Mounts the pseudo filesystems and
+# tmpfs on the writable places, mounts the host's results directory
+# ($FM_RESULTS, hostfs), runs each e2e test in turn and powers off.
+#
+# Kernel command line variables (they reach PID 1 as environment):
+#   FM_REPO     the repository (on the read-only root)
+#   FM_RESULTS  host directory for the logs (mounted read-write via hostfs)
+#   FM_TESTS    comma-separated test names (tNN-name, without .sh);
+#               empty: every $FM_REPO/scripts/e2e/t*.sh
+#   FM_TEST_TIMEOUT  seconds per test (default 300)
+#
+# For each test: $FM_RESULTS/<test>.log (stdout+stderr) and <test>.rc (its
+# exit status; 124 on timeout).  At the end: dmesg.log and done.
+# No "set -e": PID 1 must never exit before the power-off.
+set -u
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DM_DISABLE_UDEV=1 HOME=/root TERM=dumb LANG=C LC_ALL=C
+export FM_REPO FM_RESULTS
+
+say() { echo "fm-init: $*" >/dev/console 2>/dev/null || echo "fm-init: $*"; }
+
+power_off() {
+	sync
+	say "powering off"
+	busybox poweroff -f 2>/dev/null
+	echo o >/proc/sysrq-trigger 2>/dev/null
+	busybox halt -f 2>/dev/null
+	sleep 3600
+}
+trap power_off EXIT
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /dev/shm
+mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
+for d in /tmp /run /var/tmp /var/lock /var/run /root; do
+	[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
+done
+mkdir -p /run/lock /run/fm-results /tmp/fm
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+
+if [ -z "${FM_RESULTS:-}" ] || [ -z "${FM_REPO:-}" ]; then
+	say "FM_RESULTS or FM_REPO not set on the kernel command line"
+	exit 1
+fi
+if ! mount -t hostfs -o "$FM_RESULTS" none /run/fm-results; then
+	say "cannot mount hostfs $FM_RESULTS"
+	exit 1
+fi
+R=/run/fm-results
+cd /tmp/fm || exit 1
+
+tests=()
+if [ -n "${FM_TESTS:-}" ]; then
+	IFS=, read -r -a names <<<"$FM_TESTS"
+	for n in "${names[@]}"; do
+		tests+=("$FM_REPO/scripts/e2e/${n%.sh}.sh")
+	done
+else
+	for t in "$FM_REPO"/scripts/e2e/t[0-9]*.sh; do
+		[ -f "$t" ] && tests+=("$t")
+	done
+fi
+
+say "kernel $(uname -r), ${#tests[@]} test(s)"
+for t in "${tests[@]}"; do
+	name=$(basename "$t" .sh)
+	say "=== $name"
+	start=$(date +%s)
+	timeout -k 10 "${FM_TEST_TIMEOUT:-300}" bash "$t" </dev/null >>"$R/$name.log" 2>&1
+	rc=$?
+	echo "$rc" >"$R/$name.rc"
+	grep -aE '^(PASS|FAIL|SKIP): ' "$R/$name.log" >/dev/console 2>/dev/null
+	say "=== $name: exit $rc after $(($(date +%s) - start)) s"
+	# leave nothing behind for the next test
+	dmsetup remove_all >/dev/null 2>&1
+	sync
+done
+
+dmesg >"$R/dmesg.log" 2>&1
+echo done >"$R/done"
+sync
+exit 0

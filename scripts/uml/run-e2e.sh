@@ -1,0 +1,136 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the UML test kernel (.build/uml/linux, built by build.sh) with the
+# host's / as a read-only hostfs root and scripts/uml/init.sh as PID 1, run
+# the e2e tests in it, and count their results.
+#
+# Usage: run-e2e.sh [-a KERNEL_ARG]... [-t SECONDS] [TEST...]
+#   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
+#               (default: every scripts/e2e/t[0-9]*.sh)
+#   -a ARG      extra kernel command line argument (repeatable)
+#   -t SECONDS  overall boot timeout (default: 300 per test + 120)
+#   -T SECONDS  per-test timeout inside the guest (default 300)
+#   -o DIR      results directory (default .build/results/e2e, emptied)
+#
+# Results contract: each test prints "PASS: <name>", "FAIL: <name>: <reason>"
+# or "SKIP: <name>: <reason>" lines (at the start of a line) to stdout/stderr;
+# they land in DIR/<test>.log.  A test that exits non-zero (or times out:
+# 124) without any FAIL line counts one "FAIL: <test>: exit <rc>"; a test
+# that never finished (guest crashed / hung) counts "FAIL: <test>: did not
+# complete".  Kernel reports in DIR/dmesg.log (BUG:, WARNING:, KASAN,
+# kmemleak, possible circular locking, Call Trace, INFO: task .* blocked)
+# count one failure "FAIL: dmesg: kernel reports".
+# Writes DIR/summary ("passed=N failed=N skipped=N"), prints
+# "e2e: N passed, N failed, N skipped" last; exits 1 when anything failed.
+set -euo pipefail
+
+. "$(dirname "$0")/common.sh"
+
+extra=()
+timeout_s=
+test_timeout=300
+RES=$FM_BUILD/results/e2e
+while getopts "a:t:T:o:h" opt; do
+	case $opt in
+	a) extra+=("$OPTARG") ;;
+	t) timeout_s=$OPTARG ;;
+	T) test_timeout=$OPTARG ;;
+	o) RES=$OPTARG ;;
+	*) sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+
+LINUX=$FM_UML/linux
+[ -x "$LINUX" ] || die "$LINUX missing: run scripts/uml/build.sh first"
+
+tests=()
+if [ $# -gt 0 ]; then
+	for t in "$@"; do
+		t=$(basename "$t" .sh)
+		[ -f "$FM_REPO/scripts/e2e/$t.sh" ] || die "no test scripts/e2e/$t.sh"
+		tests+=("$t")
+	done
+else
+	for t in "$FM_REPO"/scripts/e2e/t[0-9]*.sh; do
+		[ -f "$t" ] && tests+=("$(basename "$t" .sh)")
+	done
+fi
+[ ${#tests[@]} -gt 0 ] || die "no tests in scripts/e2e/"
+[ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 120))
+
+mkdir -p "$RES"
+RES=$(cd "$RES" && pwd)
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/done "$RES"/summary
+
+cmdline=(
+	mem=2G
+	rootfstype=hostfs rootflags=/ ro
+	init="$FM_REPO/scripts/uml/init.sh"
+	con=null con0=fd:0,fd:1
+	kunit.enable=0 null_blk.nr_devices=0
+	log_buf_len=16M printk.devkmsg=on
+	FM_REPO="$FM_REPO" FM_RESULTS="$RES"
+	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
+	FM_TEST_TIMEOUT="$test_timeout"
+	"${extra[@]}"
+)
+
+# UML keeps its memory in a file under $TMPDIR (default /dev/shm, then /tmp)
+export TMPDIR=${TMPDIR:-/tmp}
+log "booting UML for ${#tests[@]} test(s), timeout ${timeout_s}s, results in $RES"
+log "$LINUX ${cmdline[*]}"
+start=$(date +%s)
+# setsid: UML and all its helper processes get a process group of their own
+# (timeout signals the whole group), killed again below to leave nothing.
+setsid timeout -k 20 "$timeout_s" "$LINUX" "${cmdline[@]}" \
+	</dev/null >"$RES/console.log" 2>&1 &
+pid=$!
+rc=0
+wait "$pid" || rc=$?
+kill -KILL -- "-$pid" 2>/dev/null || true
+log "UML exited with $rc after $(($(date +%s) - start)) s"
+[ "$rc" -eq 124 ] && log "UML TIMED OUT after ${timeout_s}s"
+
+# count results
+pass=0 fail=0 skip=0
+for t in "${tests[@]}"; do
+	logf=$RES/$t.log
+	[ -f "$logf" ] || touch "$logf"
+	p=$(grep -ac '^PASS: ' "$logf" || true)
+	f=$(grep -ac '^FAIL: ' "$logf" || true)
+	s=$(grep -ac '^SKIP: ' "$logf" || true)
+	if [ ! -f "$RES/$t.rc" ]; then
+		echo "FAIL: $t: did not complete" | tee -a "$logf"
+		f=$((f + 1))
+	else
+		trc=$(cat "$RES/$t.rc")
+		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
+			echo "FAIL: $t: exit $trc" | tee -a "$logf"
+			f=1
+		fi
+	fi
+	grep -a '^FAIL: ' "$logf" | grep -v "^FAIL: $t: \(exit\|did not\)" || true
+	printf '  %-32s %3d passed, %d failed, %d skipped\n' "$t" "$p" "$f" "$s"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done
+
+if [ -f "$RES/dmesg.log" ]; then
+	reports='BUG:|WARNING:|KASAN|kmemleak|possible circular locking|Call Trace|INFO: task .* blocked'
+	if grep -aE "$reports" "$RES/dmesg.log" >"$RES/kernel-reports.txt"; then
+		echo "FAIL: dmesg: kernel reports (first lines; full log $RES/dmesg.log):"
+		head -n 40 "$RES/kernel-reports.txt" | sed 's/^/    /'
+		fail=$((fail + 1))
+	else
+		rm -f "$RES/kernel-reports.txt"
+	fi
+else
+	echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $RES/console.log)"
+	tail -n 30 "$RES/console.log" | sed 's/^/    /'
+	fail=$((fail + 1))
+fi
+
+echo "passed=$pass failed=$fail skipped=$skip" >"$RES/summary"
+echo "e2e: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
