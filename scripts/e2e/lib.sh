@@ -18,6 +18,7 @@ NB_CFG=/sys/kernel/config/nullb
 FM_DMS=()	# dm devices to remove at exit (removed in reverse order)
 FM_NBS=()	# null_blk configfs dirs to remove at exit
 FM_PIDS=()	# background jobs to kill at exit
+FM_ATEXIT=()	# commands (strings) run first at exit
 
 # ---------------------------------------------------------------- output
 
@@ -83,13 +84,19 @@ e2e_setup() {
 }
 
 # Kernel log lines that must never appear.
-E2E_BAD_LOG='WARNING:|BUG:|KASAN|UBSAN|kmemleak|possible circular|possible recursive|inconsistent lock|blocked for more than|Call Trace|general protection|Oops|refcount_t|dm_put_device call missing'
+E2E_BAD_LOG='WARNING:|BUG:|KASAN|UBSAN|kmemleak|possible circular|possible recursive|inconsistent lock|blocked for more than|general protection|Oops|refcount_t|dm_put_device call missing'
+
+# UML noise that is no report on our code (tty and virt-pci at boot/open)
+E2E_LOG_NOISE='WARNING: .* at (drivers/tty/|arch/um/)'
 
 e2e_dmesg_new() { dmesg 2>/dev/null | tail -n +$((E2E_DMESG_LINES + 1)); }
 
 e2e_cleanup() {
 	local i rc=$?
 	trap - EXIT
+	for i in "${FM_ATEXIT[@]}"; do
+		eval "$i"
+	done
 	for i in "${FM_PIDS[@]}"; do
 		kill "$i" 2>/dev/null
 	done
@@ -104,7 +111,8 @@ e2e_cleanup() {
 	done
 	if [ -n "${E2E_DMESG_LINES:-}" ]; then
 		local bad
-		bad=$(e2e_dmesg_new | grep -E "$E2E_BAD_LOG" | head -n 3)
+		bad=$(e2e_dmesg_new | grep -E "$E2E_BAD_LOG" |
+			grep -vE "$E2E_LOG_NOISE" | head -n 3)
 		if [ -n "$bad" ]; then
 			fail "$E2E_TEST-kernel-log" "$(echo "$bad" | tr '\n' ' ')"
 			e2e_dmesg_new | grep -E -B2 -A25 "$E2E_BAD_LOG" | head -n 80 | sed 's/^/# dmesg: /'
@@ -157,6 +165,8 @@ wait_bdev() {	# wait_bdev PATH [seconds]
 
 # nb_create NAME SIZE_MIB [CACHE_MIB]: memory-backed null_blk /dev/NAME,
 # 512-byte blocks; with CACHE_MIB a volatile write-back cache.
+# NB_IRQMODE (default 0: complete inline) and NB_COMPLETION_NSEC (with
+# NB_IRQMODE=2, timer completion) make I/O asynchronous.
 nb_create() {
 	local name=$1 size=$2 cache=${3:-0} d=$NB_CFG/$1
 	mkdir "$d" || return 1
@@ -164,7 +174,9 @@ nb_create() {
 	echo "$size" >"$d/size" &&
 	echo 1 >"$d/memory_backed" &&
 	echo 512 >"$d/blocksize" &&
-	echo 0 >"$d/irqmode" &&
+	echo "${NB_IRQMODE:-0}" >"$d/irqmode" &&
+	{ [ -z "${NB_COMPLETION_NSEC:-}" ] ||
+	  echo "$NB_COMPLETION_NSEC" >"$d/completion_nsec"; } &&
 	{ [ "$cache" -eq 0 ] || echo "$cache" >"$d/cache_size"; } &&
 	echo 1 >"$d/power" || return 1
 	wait_bdev "/dev/$name" 10 || { echo "no /dev/$name" >&2; return 1; }
@@ -317,6 +329,17 @@ fio_run() {
 		2>"$E2E_TMP/$out.err"
 }
 
+# fio_bg OUTNAME FIO-ARGS...: fio_run in the background; $BG_PID is fio's
+# own pid (kill -TERM stops it cleanly and it still writes its json).
+fio_bg() {
+	local out=$1
+	shift
+	fio --output-format=json --output="$E2E_TMP/$out.json" "$@" \
+		2>"$E2E_TMP/$out.err" &
+	BG_PID=$!
+	FM_PIDS+=("$BG_PID")
+}
+
 # fio_errors OUTNAME: sum of job errors (and non-empty stderr verify lines)
 fio_errors() {
 	jq '[.jobs[].error] | add' "$E2E_TMP/$1.json" 2>/dev/null || echo parse-error
@@ -339,13 +362,15 @@ check_fio() {
 
 # Common fio options for raw block devices.
 FIO_COMMON=(--ioengine=psync --direct=1 --bs=4k --group_reporting
-	--randseed=1234 --allow_file_create=0)
+	--randseed=1234 --allow_file_create=0 --verify_state_save=0)
 
-# same_data A B [BYTES]: cmp of two devices (whole or first BYTES)
-same_data() {
-	if [ -n "${3:-}" ]; then
-		cmp -n "$3" "$1" "$2"
-	else
-		cmp "$1" "$2"
-	fi
+# rd DEV: the device's contents with O_DIRECT reads (never the page cache:
+# writes through a dm device leave the legs' own page caches stale).
+rd() { dd if="$1" bs=1M iflag=direct status=none; }
+
+# dcmp A B [CMP-OPTIONS...]: cmp of two devices read with O_DIRECT
+dcmp() {
+	local a=$1 b=$2
+	shift 2
+	cmp "$@" <(rd "$a") <(rd "$b")
 }

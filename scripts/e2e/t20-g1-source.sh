@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# t20-g1-source: G1 source authority.  Reads come from the source (source
+# and destination hold different data beforehand); fio verify through the
+# target and again directly on the source; guest flushes reach the source
+# (its stat flush counter); flushed and FUA writes survive a power cut of
+# the source, an unflushed one does not (the cut bites).
+. "$(dirname "$0")/lib.sh"
+e2e_setup
+
+MIB=32
+nb_create fms_src $MIB 64 || die "cannot create fms_src"
+nb_create fms_dst $MIB 64 || die "cannot create fms_dst"
+S=/dev/fms_src D=/dev/fms_dst M=/dev/mapper/fms
+
+# different contents on the two legs
+dd if=/dev/urandom of=$S bs=1M count=$MIB oflag=direct conv=fsync status=none
+dd if=/dev/urandom of=$D bs=1M count=$MIB oflag=direct conv=fsync status=none
+check_not legs-differ dcmp $S $D -s
+
+# ---- nosync: reads must still come from the source
+if fm_create fms $S $D 64 nosync; then
+	check_phase nosync-starts-synced fms synced 5
+	check nosync-reads-from-source dcmp $M $S
+	dm_remove fms
+else
+	fail nosync-create "table rejected"
+fi
+
+# ---- copying (paused half way): reads come from the source
+fm_create fms $S $D 64 copy_rate 1024 copy_jobs 1 || die "cannot create flushmirror"
+sleep 2
+timeout 10 dmsetup message fms 0 pause
+wait_phase fms paused 10
+info "paused at $ST_RAW"
+check copying-reads-from-source dcmp $M $S
+timeout 10 dmsetup message fms 0 resume
+
+# ---- flush reaches the source while copying
+f0=$(flush_count $S)
+dd if=/dev/zero of=$M bs=4k count=1 seek=3 oflag=direct conv=fsync status=none
+f1=$(flush_count $S)
+expect copying-flush-reaches-source "$f1" -gt "$f0" "source flushes $f0 -> $f1"
+
+# ---- fio verify through the target while copying, then on the source alone
+FIO_W=(--name=g1 --filename=$M "${FIO_COMMON[@]}" --rw=randwrite
+	--size=16M --verify=crc32c --randseed=20)
+fio_run g1 "${FIO_W[@]}" --do_verify=1
+rc=$?
+fm_status fms
+info "after fio: $ST_RAW"
+check_fio fio-verify-through-target g1 $rc
+FIO_S=(--name=g1 --filename=$S "${FIO_COMMON[@]}" --rw=randwrite
+	--size=16M --verify=crc32c --randseed=20)
+fio_run g1s "${FIO_S[@]}" --verify_only
+check_fio fio-writes-on-source g1s $?
+check reads-equal-source-after-fio dcmp $M $S
+
+# ---- synced: reads and flushes
+timeout 10 dmsetup message fms 0 copy_rate 0
+check_phase reaches-synced fms synced 120
+check synced-reads-from-source dcmp $M $S
+f0=$(flush_count $S)
+dd if=/dev/zero of=$M bs=4k count=1 seek=5 oflag=direct conv=fsync status=none
+dd if=/dev/null of=$M conv=fsync,notrunc status=none
+f1=$(flush_count $S)
+expect synced-flushes-reach-source "$f1" -ge $((f0 + 2)) "source flushes $f0 -> $f1"
+
+# ---- power cut of the source: fsync'ed and FUA writes survive
+pat() { dd if=/dev/urandom of=$E2E_TMP/$1 bs=64k count=2 status=none; }
+pat p1; pat p2; pat p3
+# p1: O_DIRECT write then fsync; p2: O_DIRECT|O_DSYNC (FUA); p3: unflushed
+dd if=$E2E_TMP/p1 of=$M bs=64k seek=10 oflag=direct conv=fsync,notrunc status=none
+dd if=$E2E_TMP/p2 of=$M bs=64k seek=20 oflag=direct,dsync conv=notrunc status=none
+dd if=$E2E_TMP/p3 of=$M bs=64k seek=30 oflag=direct conv=notrunc status=none
+check source-has-p3-before-cut cmp $E2E_TMP/p3 <(dd if=$S bs=64k skip=30 count=2 iflag=direct status=none)
+if nb_powercut fms_src; then
+	got() { dd if=$S bs=64k skip=$1 count=2 iflag=direct status=none; }
+	check powercut-source-keeps-fsynced cmp $E2E_TMP/p1 <(got 10)
+	check powercut-source-keeps-fua cmp $E2E_TMP/p2 <(got 20)
+	check_not powercut-drops-unflushed cmp -s $E2E_TMP/p3 <(got 30)
+else
+	fail powercut-source "power cycle of fms_src failed"
+fi
+# the device still refers to the dead source: remove it (must not hang)
+check remove-after-source-vanished dm_remove fms
