@@ -47,6 +47,11 @@ if [ $$ -eq 1 ]; then
 	mount -t proc proc /proc
 	mount -t sysfs sysfs /sys
 	mount -t devtmpfs devtmpfs /dev
+	# The kernel found no /dev/console on the hostfs root, so there is no
+	# stdio yet; the output goes to $FM_DEMO_RES/guest.log, which the host
+	# shows as it grows (the UML console needs channel drivers that a
+	# KUnit-style UML config may lack).
+	exec </dev/null >/dev/null 2>&1
 	mkdir -p /dev/pts /dev/shm
 	mount -t devpts devpts /dev/pts 2>/dev/null
 	mount -t tmpfs tmpfs /dev/shm
@@ -59,11 +64,12 @@ if [ $$ -eq 1 ]; then
 	if [ -n "${FM_DEMO_RES:-}" ] &&
 	   mount -t hostfs -o "$FM_DEMO_RES" none /run/demo-res; then
 		res=/run/demo-res
+		exec >"$res/guest.log" 2>&1
 	else
 		console "cannot mount the results directory '${FM_DEMO_RES:-}' (hostfs)"
 	fi
 	cd /tmp || exit 1
-	bash "$0" run </dev/console
+	bash "$0" run
 	rc=$?
 	if [ -n "$res" ]; then
 		dmesg >"$res/dmesg.log" 2>&1
@@ -92,7 +98,7 @@ CHK=/tmp/check
 W=/tmp/demo
 mkdir -p "$W" "$MNT" "$CHK"
 
-if [ -t 1 ] && [ "${FM_DEMO_TTY:-0}" = 1 ]; then
+if [ "${FM_DEMO_TTY:-0}" = 1 ]; then
 	B=$(printf '\033[1m') N=$(printf '\033[0m')
 else
 	B='' N=''
@@ -101,11 +107,12 @@ STEP=0
 step() { STEP=$((STEP + 1)); printf '\n%s== %d. %s%s\n' "$B" "$STEP" "$*" "$N"; }
 note() { printf '   %s\n' "$*"; }
 show() { printf '   $ %s\n' "$*"; "$@"; }
-failed() { printf '\n%sDEMO FAILED%s at step %d: %s\n' "$B" "$N" "$STEP" "$*"; exit 1; }
+failed() { trap - ERR; printf '\n%sDEMO FAILED%s at step %d: %s\n' "$B" "$N" "$STEP" "$*"; exit 1; }
 trap 'failed "command failed (line $LINENO)"' ERR
 
 FIO_PID=
 cleanup() {
+	trap - ERR
 	[ -n "$FIO_PID" ] && kill "$FIO_PID" 2>/dev/null
 	true
 }
@@ -148,7 +155,7 @@ fm_fields() {
 uname_r=$(uname -r)
 printf '%sdm-flushmirror demo%s: live migration of a VM disk (Linux %s, User-Mode Linux)\n' "$B" "$N" "$uname_r"
 dmsetup targets | grep -q '^flushmirror ' || failed "the flushmirror target is not in this kernel"
-note "target: $(dmsetup targets | grep '^flushmirror ')"
+note "target: $(dmsetup targets 2>/dev/null | grep '^flushmirror ' || true)"
 
 # ------------------------------------------------------------------------
 step "Two disks: the VM's current storage and the new one"
@@ -185,6 +192,8 @@ cat >"$W/guest.fio" <<EOF
 [global]
 directory=$MNT/fio
 ioengine=psync
+; threads, not processes: no System V shared memory needed
+thread=1
 bs=4k
 time_based=1
 runtime=3600
@@ -220,8 +229,10 @@ show dmsetup table "$VM"
 
 # ------------------------------------------------------------------------
 step "Wait for the copy (the guest keeps writing and fsyncing)"
-if [ "${FM_DEMO_TTY:-0}" = 1 ]; then
-	show timeout 1800 "$FM" wait "$VM"
+if [ "${FM_DEMO_TTY:-0}" = 1 ] && command -v script >/dev/null; then
+	# script(1) gives "wait" a terminal, so it draws its progress bar
+	printf '   $ %s\n' "$FM wait $VM"
+	timeout 1800 script -qfec "$FM wait $VM" /dev/null
 else
 	show timeout 1800 "$FM" wait --interval 2 "$VM" | cat
 fi

@@ -11,21 +11,21 @@
 #     reuse the build.
 #  2. boots it with the host's / as a read-only hostfs root (no image, no
 #     root filesystem to build), the way scripts/uml/run-e2e.sh does, with
-#     scripts/demo-guest.sh as PID 1, and shows the guest's console.
+#     scripts/demo-guest.sh as PID 1, and shows what the guest prints.
 #
 # Usage: scripts/demo.sh [-n] [-s MIB] [-r KIB_PER_S]
 #   -n          do not build; use the existing .build/uml/linux
 #   -s MIB      size of the demo disks (default 256)
 #   -r KIB/S    copy rate limit (default 32768 = 32 MiB/s, 0 = unlimited)
-# Output: the console, also in .build/results/demo/console.log; the guest's
-# kernel log in .build/results/demo/dmesg.log.  Exit status 0 when the demo
-# passed.
+# Output: the guest's output, also in .build/results/demo/guest.log; its
+# kernel log in .build/results/demo/dmesg.log, UML's console in uml.log.
+# Exit status 0 when the demo passed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 COMMON=$REPO/scripts/uml/common.sh
 if [ -f "$COMMON" ]; then
-	# shellcheck source=uml/common.sh
+	# shellcheck disable=SC1090,SC1091  # the test bed's helpers (log, die)
 	. "$COMMON"
 fi
 FM_REPO=${FM_REPO:-$REPO}
@@ -62,16 +62,17 @@ done
 
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES/rc" "$RES/dmesg.log" "$RES/console.log"
+rm -f "$RES/rc" "$RES/dmesg.log" "$RES/guest.log" "$RES/uml.log"
+: >"$RES/guest.log"
 
 tty=0
 [ -t 1 ] && tty=1
+# shellcheck disable=SC2054  # con0=fd:0,fd:1 is one word
 cmdline=(
 	mem=2G
 	rootfstype=hostfs rootflags=/ ro
 	init="$REPO/scripts/demo-guest.sh"
-	con=null con0=null,fd:1
-	quiet
+	con0=fd:0,fd:1
 	kunit.enable=0 null_blk.nr_devices=0
 	FM_REPO="$REPO" FM_DEMO_RES="$RES" FM_DEMO_TTY="$tty"
 	FM_DEMO_MB="$size" FM_DEMO_RATE="$rate"
@@ -83,22 +84,24 @@ log "booting User-Mode Linux: $LINUX ${cmdline[*]}"
 start=$(date +%s)
 rc=0
 # setsid: UML and its helpers get a process group of their own, killed
-# below to leave nothing behind.
+# below to leave nothing behind.  The guest writes its output to
+# $RES/guest.log through hostfs; tail shows it live.
 setsid timeout -k 20 1800 "$LINUX" "${cmdline[@]}" </dev/null \
-	> >(tee "$RES/console.log") 2>&1 &
+	>"$RES/uml.log" 2>&1 &
 pid=$!
+tail -n +1 -s 0.2 -f --pid="$pid" "$RES/guest.log" || true
 wait "$pid" || rc=$?
 kill -KILL -- "-$pid" 2>/dev/null || true
-sleep 0.2	# let tee print the last lines
 log "User-Mode Linux exited after $(($(date +%s) - start)) s"
 
 if [ ! -f "$RES/rc" ]; then
-	log "the guest did not finish (UML exit $rc); see $RES/console.log"
+	log "the guest did not finish (UML exit $rc); see $RES/uml.log"
+	tail -n 20 "$RES/uml.log" >&2
 	exit 1
 fi
 grc=$(cat "$RES/rc")
 if [ "$grc" != 0 ]; then
-	log "the demo FAILED in the guest (exit $grc); console: $RES/console.log, kernel log: $RES/dmesg.log"
+	log "the demo FAILED in the guest (exit $grc); output: $RES/guest.log, kernel log: $RES/dmesg.log"
 	exit 1
 fi
-log "demo passed; console: $RES/console.log"
+log "demo passed; output: $RES/guest.log"
