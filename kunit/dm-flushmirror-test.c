@@ -534,6 +534,8 @@ static void fm_parse_test_region_size(struct kunit *test)
 
 static void fm_parse_test_features_good(struct kunit *test)
 {
+	static const char all[] =
+		"7 copy_jobs 64 nosync flush_policy always copy_rate 2048";
 	struct fm_config cfg;
 	char *error;
 
@@ -545,9 +547,7 @@ static void fm_parse_test_features_good(struct kunit *test)
 
 	KUNIT_EXPECT_EQ(test, fm_test_features(test, "0", &cfg, &error), 0);
 
-	KUNIT_EXPECT_EQ(test, fm_test_features(test,
-		"7 copy_jobs 64 nosync flush_policy always copy_rate 2048",
-		&cfg, &error), 0);
+	KUNIT_EXPECT_EQ(test, fm_test_features(test, all, &cfg, &error), 0);
 	KUNIT_EXPECT_TRUE(test, cfg.nosync);
 	KUNIT_EXPECT_EQ(test, cfg.policy, FM_POLICY_ALWAYS);
 	KUNIT_EXPECT_EQ(test, cfg.copy_rate, 2048U);
