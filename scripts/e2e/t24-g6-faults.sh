@@ -1,0 +1,150 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# t24-g6-faults: G6 isolation.  The destination sits behind a dm-linear
+# ("fmx_dl") that is switched to dm-flakey with error_writes, or to the
+# error target, during the copy and after synced, and a destination
+# null_blk that is powered off while mirroring.  In every case: the guest
+# fio (with verify) sees no error, the phase goes to failed, the dm event
+# fires (dmsetup wait), dest_errors > 0; once the destination is healthy
+# again, "retry" returns to synced and the legs are equal.  Last, errors
+# on the source (dm-dust) do reach the guest.
+. "$(dirname "$0")/lib.sh"
+e2e_setup
+
+MIB=32
+N=$((MIB * 2048))
+nb_create fmx_src $MIB || die "cannot create fmx_src"
+nb_create fmx_dst $MIB || die "cannot create fmx_dst"
+S=/dev/fmx_src D=/dev/fmx_dst L=/dev/mapper/fmx_dl M=/dev/mapper/fmx
+dd if=/dev/urandom of=$S bs=1M count=$MIB oflag=direct status=none
+
+LINEAR="0 $N linear $D 0"
+dm_create fmx_dl "$LINEAR" || die "cannot create the destination linear"
+
+# fault SCENARIO TABLE WHEN: WHEN is copying or synced
+fault() {
+	local sc=$1 table=$2 when=$3 ev rc e r
+	info "=== $sc: destination -> '$table' while $when"
+	if [ "$when" = copying ]; then
+		fm_create fmx $S $L 128 copy_rate 2048 || { fail "$sc-create" "rejected"; return; }
+		wait_phase fmx copying 5
+	else
+		fm_create fmx $S $L 128 || { fail "$sc-create" "rejected"; return; }
+		wait_phase fmx synced 60 || { fail "$sc-synced-first" "$ST_RAW"; dm_remove fmx; return; }
+	fi
+	# guest load: time based random writes verified by backlog, plus a
+	# fixed area written fully and verified at the end
+	fio_bg $sc --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+		--offset=0 --size=24M --time_based --runtime=12 --verify=crc32c \
+		--verify_backlog=256 --randseed=41 \
+		--name=fixed "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+		--offset=24M --size=8M --verify=crc32c --do_verify=1 --randseed=42
+	local FIO=$BG_PID
+	sleep 2
+	ev=$(dm_events fmx)
+	if ! dm_reload fmx_dl "$table"; then
+		fail "$sc-inject" "cannot load '$table' on fmx_dl"
+		wait $FIO
+		dm_remove fmx
+		return
+	fi
+	# the event fires and the phase is failed
+	if timeout 30 dmsetup wait fmx "$ev" >/dev/null 2>&1; then
+		pass "$sc-event"
+	else
+		fail "$sc-event" "dmsetup wait fmx $ev: no event in 30 s"
+	fi
+	check_phase "$sc-phase-failed" fmx failed 30
+	fm_status fmx
+	expect "$sc-dest-errors" "$ST_DE" -gt 0 "$ST_RAW"
+	wait $FIO
+	rc=$?
+	e=$(fio_errors $sc)
+	r=$(fio_field $sc '.read.total_ios')
+	if [ $rc -eq 0 ] && [ "$e" = 0 ] && [ "${r:-0}" -gt 0 ]; then
+		pass "$sc-guest-sees-no-error"
+	else
+		fail "$sc-guest-sees-no-error" "fio rc=$rc err=$e verify-reads=$r $(fio_stderr $sc)"
+	fi
+	fm_status fmx
+	[ "$ST_PHASE" = failed ] && pass "$sc-stays-failed" || fail "$sc-stays-failed" "$ST_RAW"
+	check_inv "$sc-invariants-failed" fmx
+	# retry on a still-broken destination must not bring it back to synced
+	timeout 10 dmsetup message fmx 0 retry
+	sleep 2
+	fm_status fmx
+	if [ "$ST_PHASE" = synced ]; then
+		fail "$sc-retry-broken-stays-failed" "synced with a broken destination: $ST_RAW"
+	else
+		pass "$sc-retry-broken-stays-failed"
+	fi
+	wait_phase fmx failed 30
+	# heal, retry
+	if ! dm_reload fmx_dl "$LINEAR"; then
+		fail "$sc-heal" "cannot restore the linear"
+		dm_remove fmx
+		return
+	fi
+	ev=$(dm_events fmx)
+	check "$sc-retry-accepted" timeout 10 dmsetup message fmx 0 retry
+	check_phase "$sc-retry-synced" fmx synced 90
+	if timeout 5 dmsetup wait fmx "$ev" >/dev/null 2>&1; then
+		pass "$sc-retry-event"
+	else
+		fail "$sc-retry-event" "no event on failed -> synced"
+	fi
+	check "$sc-equal-after-retry" dcmp $S $D
+	fio_run ${sc}v --name=fixed "${FIO_COMMON[@]}" --filename=$D \
+		--rw=randwrite --offset=24M --size=8M --verify=crc32c \
+		--randseed=42 --verify_only
+	check_fio "$sc-dest-has-guest-data" ${sc}v $?
+	check_inv "$sc-invariants-end" fmx
+	dm_remove fmx || fail "$sc-remove" "cannot remove fmx"
+}
+
+fault flakey-copying "0 $N flakey $D 0 0 5 1 error_writes" copying
+fault flakey-synced "0 $N flakey $D 0 0 5 1 error_writes" synced
+fault error-synced "0 $N error" synced
+fault error-copying "0 $N error" copying
+
+# ---- the destination disappears while mirroring (null_blk powered off)
+info "=== vanish: destination null_blk powered off while synced"
+fm_create fmx $S $L 128 && wait_phase fmx synced 60
+fio_bg vanish --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+	--offset=0 --size=24M --time_based --runtime=8 --verify=crc32c \
+	--verify_backlog=256 --randseed=51
+FIO=$BG_PID
+sleep 2
+ev=$(dm_events fmx)
+nb_power fmx_dst 0
+if timeout 30 dmsetup wait fmx "$ev" >/dev/null 2>&1; then pass vanish-event; else fail vanish-event "no event"; fi
+check_phase vanish-phase-failed fmx failed 30
+wait $FIO
+check_fio vanish-guest-sees-no-error vanish $?
+nb_power fmx_dst 1 && wait_bdev $D 10
+# the linear still refers to the dead disk: point it at the new one
+if dm_reload fmx_dl "$LINEAR"; then
+	check vanish-retry-accepted timeout 10 dmsetup message fmx 0 retry
+	check_phase vanish-retry-synced fmx synced 90
+	check vanish-equal-after-retry dcmp $S $D
+else
+	fail vanish-heal "cannot reload the linear on the new disk"
+fi
+dm_remove fmx
+
+# ---- errors on the source reach the guest (dm-dust under the source)
+info "=== source errors"
+dm_create fmx_sd "0 $N dust $S 0 512" || die "cannot create dust"
+SD=/dev/mapper/fmx_sd
+fm_create fmx $SD $L 128 && wait_phase fmx synced 60
+timeout 10 dmsetup message fmx_sd 0 addbadblock 1000
+timeout 10 dmsetup message fmx_sd 0 enable
+if dd if=$M of=/dev/null bs=512 skip=1000 count=1 iflag=direct status=none 2>/dev/null; then
+	fail source-read-error-reaches-guest "read of a bad source block succeeded"
+else
+	pass source-read-error-reaches-guest
+fi
+check source-good-blocks-readable dd if=$M of=/dev/null bs=512 skip=2000 count=8 iflag=direct status=none
+timeout 10 dmsetup message fmx_sd 0 disable
+check_inv source-error-invariants fmx
+dm_remove fmx
