@@ -77,6 +77,8 @@ reject feat-count-nonnumeric "$S $D 8 x nosync"
 reject feat-count-too-big "$S $D 8 3 nosync"
 reject feat-count-too-small "$S $D 8 1 nosync copy_jobs 4"
 reject feat-count-negative "$S $D 8 -1 nosync"
+reject feat-duplicate-nosync "$S $D 8 2 nosync nosync"
+reject feat-duplicate-jobs "$S $D 8 4 copy_jobs 2 copy_jobs 3"
 reject feat-count-huge "$S $D 8 4294967297 nosync"
 # devices
 reject dest-too-small "$S /dev/fmt_small 8"

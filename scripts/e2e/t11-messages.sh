@@ -54,7 +54,6 @@ junk_rejected junk-copy_rate-extra copy_rate 10 20
 junk_rejected junk-policy-missing flush_policy
 junk_rejected junk-policy-bad flush_policy foo
 junk_rejected junk-retry-arg retry now
-junk_rejected junk-case PAUSE
 fm_status fmm
 expect junk-leaves-copying "$([ "$ST_PHASE" = copying ] && echo 1 || echo 0)" -eq 1 "$ST_RAW"
 

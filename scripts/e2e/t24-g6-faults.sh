@@ -107,30 +107,46 @@ fault flakey-synced "0 $N flakey $D 0 0 5 1 error_writes" synced
 fault error-synced "0 $N error" synced
 fault error-copying "0 $N error" copying
 
-# ---- the destination disappears while mirroring (null_blk powered off)
-info "=== vanish: destination null_blk powered off while synced"
-fm_create fmx $S $L 128 && wait_phase fmx synced 60
-fio_bg vanish --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
-	--offset=0 --size=24M --time_based --runtime=8 --verify=crc32c \
-	--verify_backlog=256 --randseed=51
-FIO=$BG_PID
-sleep 2
-ev=$(dm_events fmx)
-nb_power fmx_dst 0
-if timeout 30 dmsetup wait fmx "$ev" >/dev/null 2>&1; then pass vanish-event; else fail vanish-event "no event"; fi
-check_phase vanish-phase-failed fmx failed 30
-wait $FIO
-check_fio vanish-guest-sees-no-error vanish $?
-nb_power fmx_dst 1 && wait_bdev $D 10
-# the linear still refers to the dead disk: point it at the new one
-if dm_reload fmx_dl "$LINEAR"; then
-	check vanish-retry-accepted timeout 10 dmsetup message fmx 0 retry
-	check_phase vanish-retry-synced fmx synced 90
-	check vanish-equal-after-retry dcmp $S $D
-else
-	fail vanish-heal "cannot reload the linear on the new disk"
-fi
-dm_remove fmx
+# ---- the destination disappears while mirroring (null_blk powered off),
+# first write-through, then with a volatile cache (its unflushed content is
+# lost with the power: the target must not believe those regions copied)
+vanish() {
+	local sc=$1 cache=$2 ev
+	info "=== $sc: destination null_blk (cache_size=$cache) powered off while synced"
+	nb_power fmx_dst 0
+	echo "$cache" >$NB_CFG/fmx_dst/cache_size
+	nb_power fmx_dst 1 && wait_bdev $D 10
+	dm_reload fmx_dl "$LINEAR" || { fail "$sc-setup" "cannot reload the linear"; return; }
+	fm_create fmx $S $L 128 || { fail "$sc-create" "rejected"; return; }
+	wait_phase fmx synced 60 || { fail "$sc-synced-first" "$ST_RAW"; dm_remove fmx; return; }
+	fio_bg $sc --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+		--offset=0 --size=24M --time_based --runtime=8 --verify=crc32c \
+		--verify_backlog=256 --randseed=51
+	local FIO=$BG_PID
+	sleep 3
+	ev=$(dm_events fmx)
+	nb_power fmx_dst 0
+	if timeout 30 dmsetup wait fmx "$ev" >/dev/null 2>&1; then
+		pass $sc-event
+	else
+		fail $sc-event "no event"
+	fi
+	check_phase $sc-phase-failed fmx failed 30
+	wait $FIO
+	check_fio $sc-guest-sees-no-error $sc $?
+	nb_power fmx_dst 1 && wait_bdev $D 10
+	# the linear still refers to the dead disk: point it at the new one
+	if dm_reload fmx_dl "$LINEAR"; then
+		check $sc-retry-accepted timeout 10 dmsetup message fmx 0 retry
+		check_phase $sc-retry-synced fmx synced 90
+		check $sc-equal-after-retry dcmp $S $D
+	else
+		fail $sc-heal "cannot reload the linear on the new disk"
+	fi
+	dm_remove fmx
+}
+vanish vanish-writethrough 0
+vanish vanish-writeback $((MIB * 2))
 
 # ---- errors on the source reach the guest (dm-dust under the source)
 info "=== source errors"
