@@ -20,6 +20,10 @@ dd if=/dev/urandom of=$S bs=1M count=$MIB oflag=direct status=none
 
 LINEAR="0 $N linear $D 0"
 dm_create fmx_dl "$LINEAR" || die "cannot create the destination linear"
+# relink: point fmx_dl at the power-cycled disk.  The new disk has the same
+# dev_t as the dead one, and dm reuses an open table device with the same
+# dev_t, so the old one must be dropped first (an error table in between).
+relink() { dm_reload fmx_dl "0 $N error" && dm_reload fmx_dl "$LINEAR"; }
 
 # fault SCENARIO TABLE WHEN: WHEN is copying or synced
 fault() {
@@ -116,7 +120,7 @@ vanish() {
 	nb_power fmx_dst 0
 	echo "$cache" >$NB_CFG/fmx_dst/cache_size
 	nb_power fmx_dst 1 && wait_bdev $D 10
-	dm_reload fmx_dl "$LINEAR" || { fail "$sc-setup" "cannot reload the linear"; return; }
+	relink || { fail "$sc-setup" "cannot reload the linear"; return; }
 	fm_create fmx $S $L 128 || { fail "$sc-create" "rejected"; return; }
 	wait_phase fmx synced 60 || { fail "$sc-synced-first" "$ST_RAW"; dm_remove fmx; return; }
 	fio_bg $sc --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
@@ -136,7 +140,7 @@ vanish() {
 	check_fio $sc-guest-sees-no-error $sc $?
 	nb_power fmx_dst 1 && wait_bdev $D 10
 	# the linear still refers to the dead disk: point it at the new one
-	if dm_reload fmx_dl "$LINEAR"; then
+	if relink; then
 		check $sc-retry-accepted timeout 10 dmsetup message fmx 0 retry
 		check_phase $sc-retry-synced fmx synced 90
 		check $sc-equal-after-retry dcmp $S $D
