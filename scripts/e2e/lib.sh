@@ -368,6 +368,16 @@ FIO_COMMON=(--ioengine=psync --direct=1 --bs=4k --group_reporting
 # writes through a dm device leave the legs' own page caches stale).
 rd() { dd if="$1" bs=1M iflag=direct status=none; }
 
+# same_at FILE DEV OFFSET: FILE equals DEV's bytes at OFFSET (O_DIRECT;
+# FILE size and OFFSET multiples of 4 KiB).  Use it (not cmp with a process
+# substitution) inside check: the substitution's fd does not reach check.
+same_at() {
+	local size
+	size=$(stat -c %s "$1")
+	dd if="$2" bs=4k skip=$(($3 / 4096)) count=$((size / 4096)) \
+		iflag=direct status=none | cmp "$1" -
+}
+
 # dcmp A B [CMP-OPTIONS...]: cmp of two devices read with O_DIRECT
 dcmp() {
 	local a=$1 b=$2

@@ -17,9 +17,10 @@ N=$(dev_sectors $S)
 holders() { ls /sys/block/fmt_src/holders /sys/block/fmt_dst/holders \
 	/sys/block/fmt_small/holders 2>/dev/null | grep -v '^/sys\|^$' | tr '\n' ' '; }
 
-# reject NAME "ARGS after 'flushmirror'" [LEN]
+# reject NAME "ARGS after 'flushmirror'" [LEN] [ERROR-REGEX]: rejected, no
+# device left, legs not held, a specific error (matching ERROR-REGEX if given)
 reject() {
-	local name=$1 args=$2 len=${3:-$N} out rc logline before
+	local name=$1 args=$2 len=${3:-$N} want=${4:-} out rc logline before
 	before=$(dmesg | wc -l)
 	out=$(timeout 30 dmsetup create fmt_bad --table "0 $len flushmirror $args" 2>&1)
 	rc=$?
@@ -42,6 +43,10 @@ reject() {
 		fail "reject-$name" "no specific error in kernel log: '$logline'"
 		return
 	fi
+	if [ -n "$want" ] && ! echo "$logline" | grep -qiE "$want"; then
+		fail "reject-$name" "error does not say what is wrong (want /$want/): '$logline'"
+		return
+	fi
 	pass "reject-$name"
 	info "  $name: $logline"
 }
@@ -61,9 +66,11 @@ reject region-1 "$S $D 1"
 reject region-0 "$S $D 0"
 reject region-negative "$S $D -8"
 reject region-overflow "$S $D 18446744073709551616"
+reject region-huge-pow2 "$S $D 4294967296"
 # features
-reject feat-unknown "$S $D 8 1 foo"
-reject feat-unknown-2 "$S $D 8 2 nosync bar"
+reject feat-unknown "$S $D 8 1 foo" "" "unknown"
+reject feat-unknown-2 "$S $D 8 2 nosync bar" "" "unknown"
+reject feat-unknown-3 "$S $D 8 2 foo bar" "" "unknown"
 reject feat-policy-foo "$S $D 8 2 flush_policy foo"
 reject feat-policy-missing "$S $D 8 1 flush_policy"
 reject feat-jobs-0 "$S $D 8 2 copy_jobs 0"
@@ -80,6 +87,8 @@ reject feat-count-negative "$S $D 8 -1 nosync"
 reject feat-duplicate-nosync "$S $D 8 2 nosync nosync"
 reject feat-duplicate-jobs "$S $D 8 4 copy_jobs 2 copy_jobs 3"
 reject feat-count-huge "$S $D 8 4294967297 nosync"
+reject feat-jobs-huge "$S $D 8 2 copy_jobs 4294967297"
+reject feat-rate-huge "$S $D 8 2 copy_rate 4294967296"
 # devices
 reject dest-too-small "$S /dev/fmt_small 8"
 reject length-beyond-source "$S $D 8" $((N + 8))
@@ -101,8 +110,8 @@ if fm_create fmt_ok $S $D 8; then
 	check_phase valid-synced fmt_ok synced 60
 	dd if=/dev/urandom of=$E2E_TMP/pat bs=4k count=4 2>/dev/null
 	dd if=$E2E_TMP/pat of=/dev/mapper/fmt_ok bs=4k seek=10 oflag=direct conv=fsync 2>/dev/null
-	check valid-write-reaches-source cmp -n 16384 $E2E_TMP/pat <(dd if=$S bs=4k skip=10 count=4 iflag=direct 2>/dev/null)
-	check valid-write-reaches-dest cmp -n 16384 $E2E_TMP/pat <(dd if=$D bs=4k skip=10 count=4 iflag=direct 2>/dev/null)
+	check valid-write-reaches-source same_at $E2E_TMP/pat $S $((10 * 4096))
+	check valid-write-reaches-dest same_at $E2E_TMP/pat $D $((10 * 4096))
 	dm_remove fmt_ok
 	check valid-removed-no-holders test -z "$(holders)"
 else

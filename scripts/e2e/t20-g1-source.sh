@@ -73,12 +73,11 @@ pat p1; pat p2; pat p3
 dd if=$E2E_TMP/p1 of=$M bs=64k seek=10 oflag=direct conv=fsync,notrunc status=none
 dd if=$E2E_TMP/p2 of=$M bs=64k seek=20 oflag=direct,dsync conv=notrunc status=none
 dd if=$E2E_TMP/p3 of=$M bs=64k seek=30 oflag=direct conv=notrunc status=none
-check source-has-p3-before-cut cmp $E2E_TMP/p3 <(dd if=$S bs=64k skip=30 count=2 iflag=direct status=none)
+check source-has-p3-before-cut same_at $E2E_TMP/p3 $S $((30 * 65536))
 if nb_powercut fms_src; then
-	got() { dd if=$S bs=64k skip=$1 count=2 iflag=direct status=none; }
-	check powercut-source-keeps-fsynced cmp $E2E_TMP/p1 <(got 10)
-	check powercut-source-keeps-fua cmp $E2E_TMP/p2 <(got 20)
-	check_not powercut-drops-unflushed cmp -s $E2E_TMP/p3 <(got 30)
+	check powercut-source-keeps-fsynced same_at $E2E_TMP/p1 $S $((10 * 65536))
+	check powercut-source-keeps-fua same_at $E2E_TMP/p2 $S $((20 * 65536))
+	check_not powercut-drops-unflushed same_at $E2E_TMP/p3 $S $((30 * 65536))
 else
 	fail powercut-source "power cycle of fms_src failed"
 fi
