@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Aggregate the benchmark records written by scripts/bench/guest.sh.
+
+Usage: report.py BENCH_DIR [--smoke]
+
+Reads BENCH_DIR/records.jsonl (one JSON object per measurement) and
+BENCH_DIR/raw/B4/series/*.iops, writes BENCH_DIR/results.json (every
+figure as min/median/max plus the ratios), BENCH_DIR/table.txt (the text
+table, also printed) and gnuplot PNGs in BENCH_DIR/plots/.  Never fails on
+timing; exits 1 only when there is nothing to report.
+"""
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+PEERS = ["linear", "dm-mirror", "fm-always", "fm-gen"]
+FM = ["fm-always", "fm-gen"]
+
+
+def spread(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"min": min(vals), "median": statistics.median(vals),
+            "max": max(vals), "n": len(vals)}
+
+
+def med(s):
+    return None if s is None else s["median"]
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def fnum(v, fmt="{:.0f}"):
+    return "-" if v is None else fmt.format(v)
+
+
+def fspread(s, fmt="{:.0f}"):
+    if s is None:
+        return "-"
+    if s["n"] == 1:
+        return fmt.format(s["median"])
+    return "%s [%s-%s]" % (fmt.format(s["median"]), fmt.format(s["min"]),
+                           fmt.format(s["max"]))
+
+
+def fratio(v):
+    return "-" if v is None else "%.2f" % v
+
+
+def load(bench):
+    recs = []
+    path = os.path.join(bench, "records.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        recs.append(json.loads(line))
+                    except ValueError:
+                        pass
+    return recs
+
+
+def guest_params(bench):
+    params = {}
+    raw = os.path.join(bench, "raw")
+    for ph in sorted(os.listdir(raw)) if os.path.isdir(raw) else []:
+        try:
+            with open(os.path.join(raw, ph, "guest.log")) as f:
+                for line in f:
+                    if "bench guest:" in line and "phases=" in line:
+                        params[ph] = line.split("bench guest:", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+    return params
+
+
+def fio_phase(recs, phase):
+    groups = defaultdict(list)
+    for r in recs:
+        if r.get("phase") == phase:
+            groups[(r["delay_ms"], r["jobs"], r["peer"])].append(r)
+    out = []
+    def order(item):
+        (d, j, peer), _ = item
+        return (d, j, PEERS.index(peer) if peer in PEERS else 99, peer)
+    for (d, j, peer), rs in sorted(groups.items(), key=order):
+        fpg = []
+        copy_mibs = []
+        for r in rs:
+            if r.get("guest_flushes"):
+                fpg.append(r["dst_flushes"] / r["guest_flushes"])
+            if r.get("copied_before") is not None and r.get("regions") and \
+                    r.get("wall_s"):
+                copy_mibs.append((r["copied_after"] - r["copied_before"]) *
+                                 r["region_sectors"] * 512 / 2**20 /
+                                 r["wall_s"])
+        out.append({
+            "delay_ms": d, "jobs": j, "peer": peer,
+            "iops": spread([r.get("iops") for r in rs]),
+            "sync_p99_us": spread([r.get("sync_p99_us") for r in rs]),
+            "write_p99_us": spread([r.get("write_p99_us") for r in rs]),
+            "dst_flushes": spread([r.get("dst_flushes") for r in rs]),
+            "guest_flushes": spread([r.get("guest_flushes") for r in rs]),
+            "dst_flushes_per_guest_flush": spread(fpg),
+            "fm_dest_flushes": spread([r.get("fm_dest_flushes") for r in rs]),
+            "copy_mib_s": spread(copy_mibs) if phase == "B2" else None,
+            "phase_after": sorted({r.get("phase_after") for r in rs}),
+            "fio_errors": sum(1 for r in rs if r.get("fio_rc")),
+        })
+    # ratios against the ceiling (linear, from B1) and dm-mirror
+    b1 = {(g["delay_ms"], g["jobs"], g["peer"]): g
+          for g in (out if phase == "B1" else fio_phase(recs, "B1"))} \
+        if phase == "B2" else {(g["delay_ms"], g["jobs"], g["peer"]): g
+                               for g in out}
+    here = {(g["delay_ms"], g["jobs"], g["peer"]): g for g in out}
+    for g in out:
+        k = (g["delay_ms"], g["jobs"])
+        ceil = b1.get(k + ("linear",))
+        mir = here.get(k + ("dm-mirror",))
+        g["iops_vs_ceiling"] = ratio(med(g["iops"]),
+                                     med(ceil["iops"]) if ceil else None)
+        g["iops_vs_dm_mirror"] = ratio(med(g["iops"]),
+                                       med(mir["iops"]) if mir else None)
+    return out
+
+
+def b3(recs):
+    groups = defaultdict(list)
+    for r in recs:
+        if r.get("phase") == "B3" and r.get("ok"):
+            groups[r["peer"]].append(r)
+    out = []
+    dd = spread([r["time_s"] for r in groups.get("dd", [])])
+    mir = spread([r["time_s"] for r in groups.get("dm-mirror", [])])
+    order = ["dd", "dm-mirror"] + sorted(
+        (k for k in groups if k.startswith("fm-j")),
+        key=lambda k: int(k[4:]))
+    for peer in order:
+        rs = groups.get(peer)
+        if not rs:
+            continue
+        t = spread([r["time_s"] for r in rs])
+        mib = rs[0]["bytes"] / 2**20
+        out.append({
+            "peer": peer, "mib": mib, "time_s": t,
+            "mib_s": mib / t["median"] if t["median"] else None,
+            "rate_vs_device_limit": ratio(med(dd), t["median"]),
+            "time_vs_dm_mirror": ratio(t["median"], med(mir)),
+            "dst_flushes": spread([r.get("dst_flushes") for r in rs]),
+        })
+    return out
+
+
+def b4(recs):
+    groups = defaultdict(list)
+    for r in recs:
+        if r.get("phase") == "B4":
+            groups[r["peer"]].append(r)
+    out = []
+    ceil = spread([r.get("iops_during") for r in groups.get("linear", [])])
+    mir = groups.get("dm-mirror", [])
+    mir_t = spread([r.get("time_to_synced_s") for r in mir if r.get("ok")])
+    for peer in PEERS:
+        rs = groups.get(peer)
+        if not rs:
+            continue
+        t = spread([r.get("time_to_synced_s") for r in rs if r.get("ok")])
+        during = spread([r.get("iops_during") for r in rs])
+        out.append({
+            "peer": peer, "delay_ms": rs[0].get("delay_ms"),
+            "mib": rs[0]["bytes"] / 2**20,
+            "time_to_synced_s": t,
+            "iops_before": spread([r.get("iops_before") for r in rs]),
+            "iops_during": during,
+            "iops_after": spread([r.get("iops_after") for r in rs]),
+            "dst_flushes_per_guest_flush": spread(
+                [r["dst_flushes"] / r["guest_flushes"] for r in rs
+                 if r.get("guest_flushes")]),
+            "iops_during_vs_ceiling": ratio(med(during), med(ceil)),
+            "time_vs_dm_mirror": ratio(med(t), med(mir_t)),
+            "failed_runs": sum(1 for r in rs if not r.get("ok")),
+        })
+    return out
+
+
+def table(res):
+    L = []
+    w = L.append
+    w("dm-flushmirror benchmarks (UML, memory-backed null_blk, destination "
+      "behind dm-delay)")
+    w("figures: median [min-max] over runs; ratios use medians")
+    for ph, title in (("B1", "B1 synced, fio randwrite 4k direct fsync=1"),
+                      ("B2", "B2 copying (flushmirror copy_rate %s KiB/s), "
+                       "same load" % res["meta"].get("b2_copy_rate_kib", "?"))):
+        rows = res.get(ph) or []
+        if not rows:
+            continue
+        w("")
+        w(title)
+        hdr = "%-5s %-4s %-10s %-22s %-22s %-11s %-7s %-7s" % (
+            "delay", "jobs", "peer", "IOPS", "fsync p99 us", "dstfl/gfl",
+            "/ceil", "/mirror")
+        if ph == "B2":
+            hdr += " copy MiB/s"
+        w(hdr)
+        for g in rows:
+            line = "%-5s %-4s %-10s %-22s %-22s %-11s %-7s %-7s" % (
+                "%dms" % g["delay_ms"], g["jobs"], g["peer"],
+                fspread(g["iops"]), fspread(g["sync_p99_us"]),
+                fspread(g["dst_flushes_per_guest_flush"], "{:.2f}"),
+                fratio(g["iops_vs_ceiling"]),
+                fratio(g["iops_vs_dm_mirror"]))
+            if ph == "B2":
+                line += " " + fspread(g["copy_mib_s"], "{:.1f}")
+            w(line)
+    if res.get("B3"):
+        w("")
+        w("B3 idle copy of %.0f MiB, region %s sectors, flush delay 0" % (
+            res["B3"][0]["mib"], res["meta"].get("region_sectors", "?")))
+        w("%-10s %-24s %-9s %-13s %-10s %-8s" % (
+            "copier", "time to synced s", "MiB/s", "/device limit",
+            "/dm-mirror", "dstfl"))
+        for g in res["B3"]:
+            w("%-10s %-24s %-9s %-13s %-10s %-8s" % (
+                g["peer"], fspread(g["time_s"], "{:.2f}"),
+                fnum(g["mib_s"], "{:.0f}"),
+                fratio(g["rate_vs_device_limit"]),
+                fratio(g["time_vs_dm_mirror"]),
+                fspread(g["dst_flushes"])))
+    if res.get("B4"):
+        w("")
+        w("B4 migration under fio randwrite 4k fsync=1 (1 job) of %.0f MiB, "
+          "flush delay %s ms" % (res["B4"][0]["mib"],
+                                 res["B4"][0]["delay_ms"]))
+        w("%-10s %-22s %-18s %-18s %-18s %-9s %-9s %-9s" % (
+            "peer", "time to synced s", "IOPS before", "IOPS during",
+            "IOPS after", "dstfl/gfl", "/ceil", "t/mirror"))
+        for g in res["B4"]:
+            w("%-10s %-22s %-18s %-18s %-18s %-9s %-9s %-9s" % (
+                g["peer"], fspread(g["time_to_synced_s"], "{:.1f}"),
+                fspread(g["iops_before"]), fspread(g["iops_during"]),
+                fspread(g["iops_after"]),
+                fnum(med(g["dst_flushes_per_guest_flush"]), "{:.2f}"),
+                fratio(g["iops_during_vs_ceiling"]),
+                fratio(g["time_vs_dm_mirror"])))
+    return "\n".join(L) + "\n"
+
+
+def gnuplot(script, cwd):
+    if not shutil.which("gnuplot"):
+        print("report: gnuplot missing, no plots", file=sys.stderr)
+        return
+    r = subprocess.run(["gnuplot"], input=script, text=True, cwd=cwd,
+                       capture_output=True)
+    if r.returncode:
+        print("report: gnuplot: " + r.stderr[-500:], file=sys.stderr)
+
+
+def plots(bench, res):
+    pd = os.path.join(bench, "plots")
+    os.makedirs(pd, exist_ok=True)
+    term = 'set terminal pngcairo size 1000,560 font "sans,10"\n' \
+        if "pngcairo" in subprocess.run(
+            ["gnuplot", "-e", "set terminal"], capture_output=True,
+            text=True).stderr + subprocess.run(
+            ["gnuplot", "-e", "set terminal"], capture_output=True,
+            text=True).stdout else 'set terminal png size 1000,560\n'
+
+    # destination flushes per guest flush and IOPS, B1 and B2
+    for ph in ("B1", "B2"):
+        rows = res.get(ph) or []
+        if not rows:
+            continue
+        keys = sorted({(g["delay_ms"], g["jobs"]) for g in rows})
+        peers = [p for p in PEERS if any(g["peer"] == p for g in rows)]
+        idx = {(g["delay_ms"], g["jobs"], g["peer"]): g for g in rows}
+        for what, field, ylabel in (
+                ("flushes", "dst_flushes_per_guest_flush",
+                 "destination flushes per guest flush"),
+                ("iops", "iops", "guest write IOPS (fsync=1)")):
+            dat = os.path.join(pd, "%s-%s.dat" % (ph.lower(), what))
+            with open(dat, "w") as f:
+                f.write("case " + " ".join(peers) + "\n")
+                for k in keys:
+                    vals = []
+                    for p in peers:
+                        g = idx.get(k + (p,))
+                        v = med(g[field]) if g else None
+                        vals.append("0" if v is None else "%g" % v)
+                    f.write('"%dms/%dj" %s\n' % (k[0], k[1], " ".join(vals)))
+            gnuplot(term + """
+set output '%s-%s.png'
+set title '%s: %s (median of runs; x: flush delay / fio jobs)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set ylabel '%s'
+set yrange [0:*]
+set grid ytics
+plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
+""" % (ph.lower(), what, ph, ylabel, ylabel, len(peers) + 1,
+                os.path.basename(dat)), pd)
+
+    # B4: guest IOPS over time during the migration, run 1 of each peer
+    sd = os.path.join(bench, "raw", "B4", "series")
+    if os.path.isdir(sd):
+        series = []
+        for p in PEERS:
+            f = os.path.join(sd, "B4-%s-r1.iops" % p)
+            if os.path.exists(f) and os.path.getsize(f):
+                shutil.copy(f, os.path.join(pd, "b4-%s.iops" % p))
+                series.append(p)
+        marks = ""
+        synced = {}
+        for i, p in enumerate(series):
+            g = next((g for g in res.get("B4") or [] if g["peer"] == p), None)
+            t = med(g["time_to_synced_s"]) if g else None
+            if t is not None:
+                synced[p] = t
+                marks += ("set arrow from %g, graph 0 to %g, graph 1 nohead "
+                          "dt 2 lc %d\n" % (t, t, i + 1))
+        if series:
+            plot = ", ".join(
+                "'b4-%s.iops' using 1:2 with lines lw 2 lc %d title '%s%s'"
+                % (p, i + 1, p, ", synced at %.1f s" % synced[p]
+                   if p in synced else "") for i, p in enumerate(series))
+            gnuplot(term + """
+set output 'b4-iops-over-time.png'
+set title 'B4: guest IOPS during the migration (fio randwrite 4k fsync=1, 1 job; t=0: table reloaded to the peer)'
+set xlabel 'seconds since the migration started'
+set ylabel 'guest write IOPS (0.5 s averages)'
+set yrange [0:*]
+set grid
+set key bottom right
+%s
+plot %s
+""" % (marks, plot), pd)
+
+    # B3 copy rates
+    if res.get("B3"):
+        dat = os.path.join(pd, "b3.dat")
+        with open(dat, "w") as f:
+            for g in res["B3"]:
+                f.write('"%s" %g\n' % (g["peer"], g["mib_s"] or 0))
+        gnuplot(term + """
+set output 'b3-copy-rate.png'
+set title 'B3: idle copy rate to synced (MiB/s, median); dd = device limit'
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set yrange [0:*]
+set grid ytics
+unset key
+plot 'b3.dat' using 2:xtic(1)
+""", pd)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    bench = sys.argv[1]
+    recs = load(bench)
+    if not recs:
+        print("report: no records in %s/records.jsonl" % bench,
+              file=sys.stderr)
+        return 1
+    meta = {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(), "host_kernel": platform.release(),
+        "host_cpus": os.cpu_count(),
+        "guest": guest_params(bench),
+        "smoke": "--smoke" in sys.argv,
+        "b2_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
+                                  if r.get("phase") == "B2"), None),
+        "region_sectors": next((r.get("region_sectors") for r in recs
+                                if r.get("region_sectors")), None),
+        "records": len(recs),
+    }
+    res = {"meta": meta, "B1": fio_phase(recs, "B1"),
+           "B2": fio_phase(recs, "B2"), "B3": b3(recs), "B4": b4(recs)}
+    txt = table(res)
+    with open(os.path.join(bench, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(bench, "table.txt"), "w") as f:
+        f.write(txt)
+    plots(bench, res)
+    print(txt)
+    print("results: %s/results.json, plots: %s/plots/" % (bench, bench))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
