@@ -73,6 +73,9 @@ die() { fail "$E2E_TEST" "$*"; exit 1; }
 e2e_setup() {
 	mountpoint -q /sys/kernel/config 2>/dev/null ||
 		mount -t configfs none /sys/kernel/config 2>/dev/null
+	# devtmpfs has no /dev/fd: bash process substitution needs it
+	[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+	[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
 	E2E_DMESG_LINES=$(dmesg 2>/dev/null | wc -l)
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -164,7 +167,12 @@ wait_bdev() {	# wait_bdev PATH [seconds]
 }
 
 # nb_create NAME SIZE_MIB [CACHE_MIB]: memory-backed null_blk /dev/NAME,
-# 512-byte blocks; with CACHE_MIB a volatile write-back cache.
+# 512-byte blocks, discard on (NB_DISCARD=0: off); with CACHE_MIB a
+# volatile write-back cache.
+# null_blk 6.12 quirk: the cache only holds writes to pages that are not in
+# its backing store yet; a write to a page that was flushed once goes
+# straight to the store and survives any power cut.  A power-cut test must
+# write to fresh pages: discard the area first (nb_fresh / blkdiscard).
 # NB_IRQMODE (default 0: complete inline) and NB_COMPLETION_NSEC (with
 # NB_IRQMODE=2, timer completion) make I/O asynchronous.
 nb_create() {
@@ -175,12 +183,17 @@ nb_create() {
 	echo 1 >"$d/memory_backed" &&
 	echo 512 >"$d/blocksize" &&
 	echo "${NB_IRQMODE:-0}" >"$d/irqmode" &&
+	echo "${NB_DISCARD:-1}" >"$d/discard" &&
 	{ [ -z "${NB_COMPLETION_NSEC:-}" ] ||
 	  echo "$NB_COMPLETION_NSEC" >"$d/completion_nsec"; } &&
 	{ [ "$cache" -eq 0 ] || echo "$cache" >"$d/cache_size"; } &&
 	echo 1 >"$d/power" || return 1
 	wait_bdev "/dev/$name" 10 || { echo "no /dev/$name" >&2; return 1; }
 }
+
+# fresh DEV OFFSET_BYTES LEN_BYTES: discard a range (through a dm device:
+# both legs) so that null_blk's next writes there land in its cache
+fresh() { blkdiscard -o "$2" -l "$3" "$1"; }
 
 nb_power() { echo "$2" >"$NB_CFG/$1/power"; }
 

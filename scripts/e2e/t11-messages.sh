@@ -48,7 +48,7 @@ junk_rejected junk-word-copying foo
 junk_rejected junk-pause-arg pause now
 junk_rejected junk-resume-arg resume 1
 junk_rejected junk-copy_rate-missing copy_rate
-junk_rejected junk-copy_rate-negative copy_rate -5
+junk_rejected junk-copy_rate-negative "copy_rate -5"	# one word: not a dmsetup option
 junk_rejected junk-copy_rate-nonnumeric copy_rate fast
 junk_rejected junk-copy_rate-extra copy_rate 10 20
 junk_rejected junk-policy-missing flush_policy

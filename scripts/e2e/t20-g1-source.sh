@@ -67,6 +67,11 @@ f1=$(flush_count $S)
 expect synced-flushes-reach-source "$f1" -ge $((f0 + 2)) "source flushes $f0 -> $f1"
 
 # ---- power cut of the source: fsync'ed and FUA writes survive
+# (discard the pattern area first: null_blk caches only fresh pages)
+check discard-through-target fresh $M $((10 * 65536)) $((22 * 65536))
+dd if=/dev/zero of=$E2E_TMP/z bs=64k count=22 status=none
+check discard-reaches-source same_at $E2E_TMP/z $S $((10 * 65536))
+check discard-reaches-dest same_at $E2E_TMP/z $D $((10 * 65536))
 pat() { dd if=/dev/urandom of=$E2E_TMP/$1 bs=64k count=2 status=none; }
 pat p1; pat p2; pat p3
 # p1: O_DIRECT write then fsync; p2: O_DIRECT|O_DSYNC (FUA); p3: unflushed

@@ -41,6 +41,16 @@ cut_run() {
 	if ! wait_phase fmg synced 60; then
 		CUT_OK=0; LOST="not synced: $ST_RAW"; return
 	fi
+	# fresh pages for the patterns: after the transition flush every
+	# destination page is in null_blk's store, where writes are durable
+	# at once (see lib.sh); a discard through the target frees them
+	if ! fresh $M $((40 * 65536)) $((62 * 65536)); then
+		CUT_OK=0; LOST="discard through the target failed"; return
+	fi
+	dd if=/dev/zero of=$E2E_TMP/z bs=64k count=62 status=none
+	if ! same_at $E2E_TMP/z $D $((40 * 65536)) >/dev/null; then
+		CUT_OK=0; LOST="discard did not reach the destination"; return
+	fi
 	dd if=$E2E_TMP/p1 of=$M bs=$BS seek=40 oflag=direct conv=fsync,notrunc status=none
 	dd if=$E2E_TMP/p2 of=$M bs=$BS seek=70 oflag=direct,dsync conv=notrunc status=none
 	dd if=$E2E_TMP/p3 of=$M bs=$BS seek=100 oflag=direct conv=notrunc status=none

@@ -123,6 +123,9 @@ vanish() {
 	relink || { fail "$sc-setup" "cannot reload the linear"; return; }
 	fm_create fmx $S $L 128 || { fail "$sc-create" "rejected"; return; }
 	wait_phase fmx synced 60 || { fail "$sc-synced-first" "$ST_RAW"; dm_remove fmx; return; }
+	# fresh pages: with a cache, what fio writes now is volatile on the
+	# destination until a flush
+	fresh $M 0 $((24 * 1048576)) || fail $sc-discard "discard failed"
 	fio_bg $sc --name=rand "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
 		--offset=0 --size=24M --time_based --runtime=8 --verify=crc32c \
 		--verify_backlog=256 --randseed=51

@@ -18,6 +18,8 @@ N=$((MIB * 2048))
 
 fm_create fmw $S $D 128 || die "cannot create flushmirror"
 check_phase synced-first fmw synced 90
+# fresh destination pages (null_blk keeps only those in its volatile cache)
+check discard-all fresh $M 0 $((MIB * 1048576))
 
 # the writer: every block of [0, 16M) once, with verify headers; plus a
 # random load on [16M, 32M) without any fsync (so the destination holds

@@ -26,6 +26,8 @@ dm_create fmp_dl "$LINEAR" || die "cannot create linear"
 relink() { dm_reload fmp_dl "0 $N error" && dm_reload fmp_dl "$LINEAR"; }
 fm_create fmp $S $L 64 || die "cannot create flushmirror"
 wait_phase fmp synced 60 || die "not synced: $ST_RAW"
+# writers must hit fresh null_blk pages (see lib.sh): discard their areas
+fresh $M 0 $((4 * AREA * 4096)) || die "discard through the target failed"
 PARAM=/sys/module/dm_flushmirror/parameters/debug_skip_dest_flush
 RANDOM=$SEED
 
@@ -90,6 +92,7 @@ cut() {
 	relink || { CUT_ERR="relink failed"; return; }
 	fm_create fmp $S $L 64 || { CUT_ERR="cannot recreate fmp"; return; }
 	wait_phase fmp synced 60 || { CUT_ERR="not synced again: $ST_RAW"; return; }
+	fresh $M 0 $((4 * AREA * 4096)) || CUT_ERR="discard failed"
 }
 
 total_cov=0 total_lost=0 cuts_done=0 errs=
