@@ -345,6 +345,25 @@ static int fm_parse_region_size(const char *arg, unsigned int *size, char **erro
 	return 0;
 }
 
+/*
+ * fm_read_uint - shift a decimal argument within [@min, @max].  Unlike
+ * dm_read_arg(), whose sscanf() wraps out-of-range values silently, it
+ * rejects anything kstrtouint() does not take whole.
+ */
+static int fm_read_uint(struct dm_arg_set *as, unsigned int min,
+			unsigned int max, unsigned int *value, char *msg,
+			char **error)
+{
+	const char *arg = dm_shift_arg(as);
+
+	if (!arg || kstrtouint(arg, 10, value) || *value < min ||
+	    *value > max) {
+		*error = msg;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int fm_parse_policy(const char *arg, enum fm_policy *policy)
 {
 	if (!strcasecmp(arg, "generation"))
@@ -373,15 +392,6 @@ static const char *fm_policy_name(enum fm_policy policy)
 static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			     char **error)
 {
-	static const struct dm_arg count_arg = {
-		0, 7, "Invalid number of feature arguments"
-	};
-	static const struct dm_arg jobs_arg = {
-		1, FM_MAX_COPY_JOBS, "Invalid copy_jobs: expected 1 to 64"
-	};
-	static const struct dm_arg rate_arg = {
-		0, UINT_MAX, "Invalid copy_rate: expected KiB/s"
-	};
 	bool seen_policy = false, seen_rate = false, seen_jobs = false;
 	unsigned int argc;
 	const char *name;
@@ -394,9 +404,14 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 
 	if (!as->argc)
 		return 0;
-	r = dm_read_arg_group(&count_arg, as, &argc, error);
+	r = fm_read_uint(as, 0, 7, &argc,
+			 "Invalid number of feature arguments", error);
 	if (r)
 		return r;
+	if (argc > as->argc) {
+		*error = "Feature count exceeds the arguments given";
+		return -EINVAL;
+	}
 
 	while (argc) {
 		name = dm_shift_arg(as);
@@ -424,14 +439,19 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			if (seen_rate)
 				goto duplicate;
 			seen_rate = true;
-			r = dm_read_arg(&rate_arg, as, &cfg->copy_rate, error);
+			r = fm_read_uint(as, 0, UINT_MAX, &cfg->copy_rate,
+					 "Invalid copy_rate: expected KiB/s",
+					 error);
 			if (r)
 				return r;
 		} else if (!strcasecmp(name, "copy_jobs")) {
 			if (seen_jobs)
 				goto duplicate;
 			seen_jobs = true;
-			r = dm_read_arg(&jobs_arg, as, &cfg->copy_jobs, error);
+			r = fm_read_uint(as, 1, FM_MAX_COPY_JOBS,
+					 &cfg->copy_jobs,
+					 "Invalid copy_jobs: expected 1 to 64",
+					 error);
 			if (r)
 				return r;
 		} else {

@@ -565,7 +565,8 @@ static void fm_parse_test_features_bad(struct kunit *test)
 		"2 copy_rate -1", "2 copy_rate 1k", "2 flush_policy sometimes",
 		"1 flush_policy", "2 nosync nosync",
 		"4 copy_rate 1 copy_rate 2", "8 nosync", "3 nosync", "x",
-		"-1", "2 copy_rate 99999999999",
+		"-1", "2 copy_rate 99999999999", "4294967297 nosync",
+		"4294967298 nosync nosync",
 	};
 	struct fm_config cfg;
 	unsigned int i;
