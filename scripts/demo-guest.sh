@@ -53,6 +53,11 @@ if [ $$ -eq 1 ]; then
 	# KUnit-style UML config may lack).
 	exec </dev/null >/dev/null 2>&1
 	mkdir -p /dev/pts /dev/shm
+	# what udev would make: bash's <(...) and many tools need /dev/fd
+	ln -sf /proc/self/fd /dev/fd
+	ln -sf /proc/self/fd/0 /dev/stdin
+	ln -sf /proc/self/fd/1 /dev/stdout
+	ln -sf /proc/self/fd/2 /dev/stderr
 	mount -t devpts devpts /dev/pts 2>/dev/null
 	mount -t tmpfs tmpfs /dev/shm
 	mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
@@ -110,11 +115,27 @@ show() { printf '   $ %s\n' "$*"; "$@"; }
 failed() { trap - ERR; printf '\n%sDEMO FAILED%s at step %d: %s\n' "$B" "$N" "$STEP" "$*"; exit 1; }
 trap 'failed "command failed (line $LINENO)"' ERR
 
-FIO_PID=
+FIO_PID='' SAMPLER_PID=''
 cleanup() {
 	trap - ERR
 	[ -n "$FIO_PID" ] && kill "$FIO_PID" 2>/dev/null
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
 	true
+}
+
+# Records the guest and destination flush counts of the last status sample
+# taken while copying, to split the figures at the switch to synced.
+copy_sampler() {
+	local -a f
+	while :; do
+		read -r -a f <<<"$(dmsetup status "$VM" 2>/dev/null)"
+		case ${f[3]:-} in
+		copying|paused) echo "${f[9]} ${f[10]}" >"$W/copy_sample.tmp" &&
+				mv "$W/copy_sample.tmp" "$W/copy_sample" ;;
+		*) return 0 ;;
+		esac
+		sleep 0.2
+	done
 }
 trap cleanup EXIT
 
@@ -225,6 +246,8 @@ step "Start the live migration of $VM to $DSTDEV"
 copt=()
 [ "$RATE" = 0 ] || copt=(--copy-rate "$RATE")
 show "$FM" start "$VM" "$DSTDEV" "${copt[@]}"
+copy_sampler &
+SAMPLER_PID=$!
 show dmsetup table "$VM"
 
 # ------------------------------------------------------------------------
@@ -236,10 +259,13 @@ if [ "${FM_DEMO_TTY:-0}" = 1 ] && command -v script >/dev/null; then
 else
 	show timeout 1800 "$FM" wait --interval 2 "$VM" | cat
 fi
-fm_fields
-COPY_GF=$F_GF COPY_DF=$F_DF
-note "while copying: $COPY_GF guest flushes, $COPY_DF destination flush(es)"
-note "(the destination flush at the switch to synced is the only one allowed)"
+wait "$SAMPLER_PID" || true
+SAMPLER_PID=
+[ -s "$W/copy_sample" ] || echo "0 0" >"$W/copy_sample"
+read -r COPY_GF COPY_DF <"$W/copy_sample"
+note "last sample while copying: $COPY_GF guest flushes, $COPY_DF destination flushes"
+note "(while copying the destination is not flushed; it is flushed once at the"
+note "switch to synced, and from then on when a guest flush needs it)"
 
 # ------------------------------------------------------------------------
 step "Synced: every guest flush is now durable on the destination too"
@@ -272,7 +298,10 @@ show cmp "$SRCDEV" "$DSTDEV"
 note "OK: the destination equals the source byte for byte"
 show umount "$MNT"
 show dmsetup remove "$VM"
-show e2fsck -fn "$DSTDEV"
+printf '   $ %s\n' "e2fsck -fn $DSTDEV"
+e2fsck -fn "$DSTDEV" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; failed "e2fsck found errors"; }
+sed 's/^/     /' "$W/fsck.out"
+note "OK: e2fsck found no error (hints like 'could be narrower' are not errors)"
 show mount -o ro "$DSTDEV" "$CHK"
 (cd "$CHK" && sha256sum --quiet -c "$W/sums") || failed "checksum mismatch on the destination"
 note "OK: all $(wc -l <"$W/sums") files read back from $DSTDEV alone match"
@@ -282,22 +311,25 @@ umount "$CHK"
 step "Flush figures"
 fsyncs=$(python3 -c '
 import json, sys
-j = json.load(open(sys.argv[1]))
+t = open(sys.argv[1]).read()
+j = json.loads(t[t.index("{"):])
 print(sum(x.get("sync", {}).get("total_ios", 0) for x in j["jobs"]))
 ' "$W/fio.json" 2>/dev/null || echo "n/a")
 saved=$((FIN_GF > FIN_DF ? FIN_GF - FIN_DF : 0))
 pct=$(awk -v s="$saved" -v g="$FIN_GF" 'BEGIN { printf "%.0f", g ? 100 * s / g : 0 }')
-printf '   %-52s %s\n' "fsync/fdatasync calls by fio" "$fsyncs"
-printf '   %-52s %s\n' "guest writes completed (SG)" "$FIN_SG"
-printf '   %-52s %s\n' "guest flushes seen by flushmirror" "$FIN_GF"
-printf '   %-52s %s\n' "  of which while copying" "$COPY_GF"
-printf '   %-52s %s\n' "destination flushes issued by flushmirror" "$FIN_DF"
-printf '   %-52s %s\n' "  of which while copying (incl. the switch to synced)" "$COPY_DF"
-printf '   %-52s %s\n' "destination flushes counted by $DSTDEV itself" "$DST_FLUSHES_DEV"
-printf '   %-52s %s (%s%%)\n' "destination flushes saved" "$saved" "$pct"
+SYN_GF=$((FIN_GF - COPY_GF)) SYN_DF=$((FIN_DF - COPY_DF))
+row() { printf '   %-44s %10s %10s\n' "$@"; }
+row "" "guest" "dest."
+row "" "flushes" "flushes"
+row "while copying (last sample)" "$COPY_GF" "$COPY_DF"
+row "from then on (incl. the switch to synced)" "$SYN_GF" "$SYN_DF"
+row "total, as flushmirror counts them" "$FIN_GF" "$FIN_DF"
+row "flushes $DSTDEV itself completed" "" "$DST_FLUSHES_DEV"
 note ""
-note "flush_policy always (what dm-mirror does) sends one destination flush"
-note "per guest flush: $FIN_GF.  QEMU's mirror job sends none on guest flushes,"
-note "so its destination is not durable until the pivot."
+note "fio issued $fsyncs fsync/fdatasync calls and the guest completed $FIN_SG"
+note "writes.  flushmirror saved $saved destination flushes ($pct%) against"
+note "flush_policy always, which sends one per guest flush ($FIN_GF), as"
+note "dm-mirror does.  QEMU's mirror job sends none on guest flushes, and"
+note "its destination is not durable until the pivot."
 
 printf '\n%sDEMO PASSED%s: %s migrated live; the destination holds every write.\n' "$B" "$N" "$VM"
