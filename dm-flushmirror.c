@@ -1558,9 +1558,9 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	r = fm_parse_message(argc, argv, &msg, &why);
 	if (r) {
-		DMWARN("%s: message \"%s\" rejected: %s",
+		DMWARN("%s: message \"%s%s%s\" rejected: %s",
 		       dm_table_device_name(ti->table), argc ? argv[0] : "",
-		       why);
+		       argc > 1 ? " " : "", argc > 1 ? argv[1] : "", why);
 		return r;
 	}
 
@@ -1608,8 +1608,8 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 	spin_unlock_irq(&fm->lock);
 
 	if (why) {
-		DMWARN("%s: message rejected: %s",
-		       dm_table_device_name(ti->table), why);
+		DMWARN("%s: message \"%s\" rejected: %s",
+		       dm_table_device_name(ti->table), argv[0], why);
 		return -EINVAL;
 	}
 	return 0;
