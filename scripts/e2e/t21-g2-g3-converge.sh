@@ -9,7 +9,7 @@
 e2e_setup
 
 MIB=${T21_MIB:-256}
-RUNTIME=${T21_RUNTIME:-90}	# fio run time; synced must come before it ends
+RUNTIME=${T21_RUNTIME:-50}	# fio run time; synced must come before it ends
 REGION=256			# 128 KiB regions
 nb_create fmc_src $MIB || die "cannot create fmc_src"
 nb_create fmc_dst $MIB || die "cannot create fmc_dst"
