@@ -40,8 +40,11 @@ SIZE_MB=${FMB_SIZE_MB:-1024}
 CACHE_MB=${FMB_CACHE_MB:-128}
 REGION=${FMB_REGION:-1024}
 B2_RATE=${FMB_B2_RATE:-32768}
+# dm-mirror has no KiB/s limit: its kcopyd throttle (percent of time) in B2
+B2_MIRROR_THROTTLE=${FMB_B2_MIRROR_THROTTLE:-10}
+MIRROR_THROTTLE=/sys/module/dm_mirror/parameters/raid1_resync_throttle
 B3_JOBS=${FMB_B3_JOBS:-1,4,16}
-B4_SIZE_MB=${FMB_B4_SIZE_MB:-256}
+B4_SIZE_MB=${FMB_B4_SIZE_MB:-$SIZE_MB}
 B4_DELAY=${FMB_B4_DELAY:-5}
 B4_PRE=${FMB_B4_PRE:-2}
 B4_POST=${FMB_B4_POST:-3}
@@ -130,8 +133,8 @@ setup_devices() {
 	# null_blk allocate; no peer should pay that and another not)
 	local t0
 	t0=$(now)
-	dd if=/dev/zero of=$SRC bs=1M oflag=direct conv=fsync status=none
-	dd if=/dev/zero of=$DSTNB bs=1M oflag=direct conv=fsync status=none
+	dd if=/dev/zero of=$SRC bs=1M count="$SIZE_MB" oflag=direct conv=fsync status=none
+	dd if=/dev/zero of=$DSTNB bs=1M count="$SIZE_MB" oflag=direct conv=fsync status=none
 	log "prefilled 2 x $SIZE_MB MiB in $(fsub "$(now)" "$t0") s"
 	set_delay 0 || { log "FATAL: dm-delay"; exit 1; }
 	dmsetup targets | grep -q '^flushmirror ' || { log "FATAL: no flushmirror target"; exit 1; }
@@ -214,6 +217,10 @@ jf() { jq -r "$2" "$1" 2>/dev/null || echo null; }
 # record JSON-OBJECT-ARGS: jq -n with --arg/--argjson pairs
 record() { jq -nc "$@" >>"$REC"; }
 
+# fio_json_copy FROM TO: fio's JSON without the lines fio may print before
+# it ("fio: terminating on signal 2")
+fio_json_copy() { sed -n '/^{/,$p' "$1" >"$2" 2>/dev/null; }
+
 # run_fio ID DEV JOBS: fio for $RUNTIME s; sets FIO_JSON
 run_fio() {
 	FIO_JSON=$OUT/fio/$1.json
@@ -222,7 +229,7 @@ run_fio() {
 		--runtime="$RUNTIME" --output-format=json --output="$TMP/fio.json" \
 		2>"$TMP/fio.err"
 	local rc=$?
-	cp "$TMP/fio.json" "$FIO_JSON" 2>/dev/null
+	fio_json_copy "$TMP/fio.json" "$FIO_JSON"
 	[ $rc -eq 0 ] || log "fio $1 rc=$rc: $(head -c 300 "$TMP/fio.err")"
 	return $rc
 }
@@ -234,6 +241,8 @@ measure_fio() {
 	local s0 s1 f0 f1 fs0 fs1 st0 st1 c gf df rc
 	len=$(blockdev --getsz $SRC)
 	[ "$mode" = copy ] && feats=(copy_rate "$B2_RATE")
+	local thr=null
+	[ "$mode" = copy ] && [ "$peer" = dm-mirror ] && thr=$(cat $MIRROR_THROTTLE 2>/dev/null || echo null)
 	id="$ph-$peer-d$d-j$j-r$run"
 	dm_mk bench "$(peer_table "$peer" "$mode" "$len" "${feats[@]}")" ||
 		{ log "ERROR: cannot create $peer ($mode)"; return 1; }
@@ -267,13 +276,17 @@ measure_fio() {
 		--argjson copied_before "$cp0" --argjson copied_after "$cp1" \
 		--argjson regions "$tot" --argjson region_sectors "$REGION" \
 		--argjson copy_rate_kib "$([ "$mode" = copy ] && echo "$B2_RATE" || echo null)" \
+		--argjson mirror_throttle_pct "$thr" \
 		'$ARGS.named'
 	log "$id: $(tail -n 1 "$REC" | jq -r '"iops=\(.iops) dstfl=\(.dst_flushes) gfl=\(.guest_flushes) sync_p99=\(.sync_p99_us)us \(.phase_before)->\(.phase_after) \(.copied_before)->\(.copied_after)/\(.regions)"')"
 }
 
 phase_fio() {	# phase_fio B1|B2
 	local ph=$1 mode=synced d j run peer
-	[ "$ph" = B2 ] && mode=copy
+	if [ "$ph" = B2 ]; then
+		mode=copy
+		[ -w $MIRROR_THROTTLE ] && echo "$B2_MIRROR_THROTTLE" >$MIRROR_THROTTLE
+	fi
 	for d in $(split "$DELAYS"); do
 		set_delay "$d"
 		for j in $(split "$JOBS"); do
@@ -286,6 +299,7 @@ phase_fio() {	# phase_fio B1|B2
 			done
 		done
 	done
+	[ -w $MIRROR_THROTTLE ] && echo 100 >$MIRROR_THROTTLE
 }
 
 # ------------------------------------------------------------ B3
@@ -342,7 +356,7 @@ phase_b4() {
 			t0=$(now)
 			fio "${FIO_COMMON[@]}" --name="$id" --filename=/dev/mapper/b4 \
 				--numjobs=1 --fsync=1 --time_based --runtime=$SYNC_TIMEOUT \
-				--write_iops_log="$TMP/$id" --log_avg_msec=500 \
+				--write_iops_log="$TMP/$id" --log_avg_msec=250 \
 				--output-format=json --output="$TMP/fio.json" 2>"$TMP/fio.err" &
 			fpid=$!
 			sleep "$B4_PRE"
@@ -352,10 +366,10 @@ phase_b4() {
 				sleep "$B4_LINEAR_S"
 				ts=$(now)
 			else
-				# the migration starts: reload under load (pvmove's way)
+				# the migration starts (t=0): reload under load, pvmove's way
+				tr=$(now)
 				timeout 120 dmsetup load b4 --table "$(peer_table "$peer" copy "$len")" &&
 					timeout 120 dmsetup resume b4 || ok=false
-				tr=$(now)
 				# copy progress, every second
 				( while :; do
 					st=$(sync_state b4)
@@ -373,7 +387,7 @@ phase_b4() {
 			kill -INT $fpid 2>/dev/null
 			wait $fpid
 			f1=$(flushes $DSTNB)
-			cp "$TMP/fio.json" "$OUT/fio/$id.json" 2>/dev/null
+			fio_json_copy "$TMP/fio.json" "$OUT/fio/$id.json"
 			# fio log: msec since fio start, iops; shift to t=0 at reload
 			pre=$(fsub "$tr" "$t0")
 			awk -F', *' -v pre="$pre" '{ printf "%.3f %s\n", $1 / 1000 - pre, $2 }' \

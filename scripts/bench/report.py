@@ -118,6 +118,10 @@ def fio_phase(recs, phase):
             "guest_flushes": spread([r.get("guest_flushes") for r in rs]),
             "dst_flushes_per_guest_flush": spread(fpg),
             "fm_dest_flushes": spread([r.get("fm_dest_flushes") for r in rs]),
+            "fm_issued_per_guest_flush": spread(
+                [r["fm_dest_flushes"] / r["guest_flushes"] for r in rs
+                 if r.get("fm_dest_flushes") is not None and
+                 r.get("guest_flushes")]),
             "copy_mib_s": spread(copy_mibs) if phase == "B2" else None,
             "phase_after": sorted({r.get("phase_after") for r in rs}),
             "fio_errors": sum(1 for r in rs if r.get("fio_rc")),
@@ -204,6 +208,11 @@ def table(res):
     w("dm-flushmirror benchmarks (UML, memory-backed null_blk, destination "
       "behind dm-delay)")
     w("figures: median [min-max] over runs; ratios use medians")
+    w("dstfl/gfl: flushes the destination device completed (null_blk stat "
+      "field 16) per guest flush (fio fsync count);")
+    w("issued: destination flushes flushmirror issued per guest flush (its "
+      "status counter; blk-mq may merge concurrent ones below it)")
+    w("/ceil: IOPS / dm-linear on the source alone; /mirror: IOPS / dm-mirror")
     for ph, title in (("B1", "B1 synced, fio randwrite 4k direct fsync=1"),
                       ("B2", "B2 copying (flushmirror copy_rate %s KiB/s), "
                        "same load" % res["meta"].get("b2_copy_rate_kib", "?"))):
@@ -212,17 +221,18 @@ def table(res):
             continue
         w("")
         w(title)
-        hdr = "%-5s %-4s %-10s %-22s %-22s %-11s %-7s %-7s" % (
+        hdr = "%-5s %-4s %-10s %-22s %-22s %-17s %-7s %-7s %-7s" % (
             "delay", "jobs", "peer", "IOPS", "fsync p99 us", "dstfl/gfl",
-            "/ceil", "/mirror")
+            "issued", "/ceil", "/mirror")
         if ph == "B2":
             hdr += " copy MiB/s"
         w(hdr)
         for g in rows:
-            line = "%-5s %-4s %-10s %-22s %-22s %-11s %-7s %-7s" % (
+            line = "%-5s %-4s %-10s %-22s %-22s %-17s %-7s %-7s %-7s" % (
                 "%dms" % g["delay_ms"], g["jobs"], g["peer"],
                 fspread(g["iops"]), fspread(g["sync_p99_us"]),
                 fspread(g["dst_flushes_per_guest_flush"], "{:.2f}"),
+                fnum(med(g["fm_issued_per_guest_flush"]), "{:.2f}"),
                 fratio(g["iops_vs_ceiling"]),
                 fratio(g["iops_vs_dm_mirror"]))
             if ph == "B2":

@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -n "$smoke" ]; then
-	: "${FMB_RUNS:=1}" "${FMB_RUNTIME:=2}" "${FMB_DELAYS:=0,5}"
+	: "${FMB_RUNS:=1}" "${FMB_RUNTIME:=2}" "${FMB_DELAYS:=5}"
 	: "${FMB_SIZE_MB:=64}" "${FMB_CACHE_MB:=16}" "${FMB_B2_RATE:=4096}"
 	: "${FMB_B4_SIZE_MB:=32}" "${FMB_B4_PRE:=1}" "${FMB_B4_POST:=1}"
 	: "${FMB_B4_LINEAR_S:=2}" "${FMB_B3_JOBS:=1,16}"
