@@ -81,6 +81,7 @@ fi
 
 # 4. build and run KUnit
 [ -f "$KUNITCONFIG" ] || die "$KUNITCONFIG missing"
+KUNITCONFIG=$(realpath "$KUNITCONFIG")
 cd "$FM_TREE"
 kunit=(python3 tools/testing/kunit/kunit.py)
 kargs=(--arch=um --build_dir="$FM_UML")

@@ -38,6 +38,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
+# what udev would add: bash process substitution needs /dev/fd
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /dev/shm
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
@@ -80,10 +85,27 @@ for t in "${tests[@]}"; do
 	echo "$rc" >"$R/$name.rc"
 	grep -aE '^(PASS|FAIL|SKIP): ' "$R/$name.log" >/dev/console 2>/dev/null
 	say "=== $name: exit $rc after $(($(date +%s) - start)) s"
-	# leave nothing behind for the next test
-	dmsetup remove_all >/dev/null 2>&1
+	# leave nothing behind for the next test: dm devices (--force: an open
+	# one gets an error table), null_blk devices, loop devices
+	timeout 60 dmsetup remove_all --force >/dev/null 2>&1
+	for d in /sys/kernel/config/nullb/*/; do
+		[ -d "$d" ] || continue
+		echo 0 >"$d/power" 2>/dev/null
+		rmdir "$d" 2>/dev/null
+	done
+	losetup -D 2>/dev/null
 	sync
 done
+
+# kmemleak: two scans (an object must stay unreferenced), the report to
+# kmemleak.log (the host counts "unreferenced object" in it)
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	say "kmemleak scan"
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$R/kmemleak.log" 2>&1
+fi
 
 dmesg >"$R/dmesg.log" 2>&1
 echo done >"$R/done"

@@ -20,7 +20,8 @@
 # that never finished (guest crashed / hung) counts "FAIL: <test>: did not
 # complete".  Kernel reports in DIR/dmesg.log (BUG:, WARNING:, KASAN,
 # kmemleak, possible circular locking, Call Trace, INFO: task .* blocked)
-# count one failure "FAIL: dmesg: kernel reports".
+# count one failure "FAIL: dmesg: kernel reports"; kmemleak's report after
+# the tests (DIR/kmemleak.log, "unreferenced object") counts one more.
 # Writes DIR/summary ("passed=N failed=N skipped=N"), prints
 # "e2e: N passed, N failed, N skipped" last; exits 1 when anything failed.
 set -euo pipefail
@@ -62,7 +63,7 @@ fi
 
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/done "$RES"/summary
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.txt "$RES"/done "$RES"/summary
 
 cmdline=(
 	mem=2G
@@ -107,7 +108,12 @@ for t in "${tests[@]}"; do
 	else
 		trc=$(cat "$RES/$t.rc")
 		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
-			echo "FAIL: $t: exit $trc" | tee -a "$logf"
+			case $trc in
+			124) why=" (timed out after ${test_timeout}s)" ;;
+			137) why=" (killed: timed out after ${test_timeout}s, ignored SIGTERM)" ;;
+			*) why= ;;
+			esac
+			echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
 			f=1
 		fi
 	fi
@@ -117,7 +123,7 @@ for t in "${tests[@]}"; do
 done
 
 if [ -f "$RES/dmesg.log" ]; then
-	reports='BUG:|WARNING:|KASAN|kmemleak|possible circular locking|Call Trace|INFO: task .* blocked'
+	reports='BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
 	if grep -aE "$reports" "$RES/dmesg.log" >"$RES/kernel-reports.txt"; then
 		echo "FAIL: dmesg: kernel reports (first lines; full log $RES/dmesg.log):"
 		head -n 40 "$RES/kernel-reports.txt" | sed 's/^/    /'
@@ -128,6 +134,12 @@ if [ -f "$RES/dmesg.log" ]; then
 else
 	echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $RES/console.log)"
 	tail -n 30 "$RES/console.log" | sed 's/^/    /'
+	fail=$((fail + 1))
+fi
+
+if grep -q 'unreferenced object' "$RES/kmemleak.log" 2>/dev/null; then
+	echo "FAIL: kmemleak: $(grep -c 'unreferenced object' "$RES/kmemleak.log") suspected leak(s), see $RES/kmemleak.log:"
+	head -n 30 "$RES/kmemleak.log" | sed 's/^/    /'
 	fail=$((fail + 1))
 fi
 
