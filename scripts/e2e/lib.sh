@@ -100,6 +100,11 @@ e2e_cleanup() {
 	for i in "${FM_ATEXIT[@]}"; do
 		eval "$i"
 	done
+	# I/O stuck on a suspended device of ours would block the cleanup
+	for i in "${FM_DMS[@]}"; do
+		dmsetup info "$i" 2>/dev/null | grep -q SUSPENDED &&
+			timeout 30 dmsetup resume "$i"
+	done
 	for i in "${FM_PIDS[@]}"; do
 		kill "$i" 2>/dev/null
 	done

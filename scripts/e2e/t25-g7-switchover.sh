@@ -24,9 +24,10 @@ check discard-all fresh $M 0 $((MIB * 1048576))
 # the writer: every block of [0, 16M) once, with verify headers; plus a
 # random load on [16M, 32M) without any fsync (so the destination holds
 # unflushed mirrored writes when the suspend comes)
-WRITER=(--name=writer "${FIO_COMMON[@]}" --filename=$M --rw=randwrite
+# (no --filename in WRITER: fio adds a file per --filename option)
+WRITER=(--name=writer "${FIO_COMMON[@]}" --rw=randwrite
 	--offset=0 --size=16M --verify=crc32c --randseed=61)
-fio_run load "${WRITER[@]}" --do_verify=0 \
+fio_run load "${WRITER[@]}" --filename=$M --do_verify=0 \
 	--name=noise "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
 	--offset=16M --size=16M --time_based --runtime=8 --randseed=62
 check_fio fio-load load $?
