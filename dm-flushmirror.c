@@ -392,8 +392,14 @@ static const char *fm_policy_name(enum fm_policy policy)
 static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			     char **error)
 {
-	bool seen_policy = false, seen_rate = false, seen_jobs = false;
-	unsigned int argc;
+	enum { NOSYNC, FLUSH_POLICY, COPY_RATE, COPY_JOBS, NR_FEATURES };
+	static const char * const names[NR_FEATURES] = {
+		[NOSYNC] = "nosync",
+		[FLUSH_POLICY] = "flush_policy",
+		[COPY_RATE] = "copy_rate",
+		[COPY_JOBS] = "copy_jobs",
+	};
+	unsigned int argc, seen = 0, i;
 	const char *name;
 	int r;
 
@@ -413,57 +419,51 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 		return -EINVAL;
 	}
 
-	while (argc) {
+	while (argc--) {
 		name = dm_shift_arg(as);
-		argc--;
-		if (!strcasecmp(name, "nosync")) {
-			if (cfg->nosync)
-				goto duplicate;
+		for (i = 0; i < NR_FEATURES; i++)
+			if (!strcasecmp(name, names[i]))
+				break;
+		if (i == NR_FEATURES) {
+			*error = "Unknown feature argument";
+			return -EINVAL;
+		}
+		if (seen & BIT(i)) {
+			*error = "Duplicate feature argument";
+			return -EINVAL;
+		}
+		seen |= BIT(i);
+		if (i == NOSYNC) {
 			cfg->nosync = true;
 			continue;
 		}
-		if (!argc) {
+		if (!argc--) {
 			*error = "Feature argument lacks its value";
 			return -EINVAL;
 		}
-		argc--;
-		if (!strcasecmp(name, "flush_policy")) {
-			if (seen_policy)
-				goto duplicate;
-			seen_policy = true;
+		switch (i) {
+		case FLUSH_POLICY:
 			if (fm_parse_policy(dm_shift_arg(as), &cfg->policy)) {
 				*error = "Invalid flush_policy: expected generation or always";
 				return -EINVAL;
 			}
-		} else if (!strcasecmp(name, "copy_rate")) {
-			if (seen_rate)
-				goto duplicate;
-			seen_rate = true;
+			break;
+		case COPY_RATE:
 			r = fm_read_uint(as, 0, UINT_MAX, &cfg->copy_rate,
 					 "Invalid copy_rate: expected KiB/s",
 					 error);
-			if (r)
-				return r;
-		} else if (!strcasecmp(name, "copy_jobs")) {
-			if (seen_jobs)
-				goto duplicate;
-			seen_jobs = true;
+			break;
+		case COPY_JOBS:
 			r = fm_read_uint(as, 1, FM_MAX_COPY_JOBS,
 					 &cfg->copy_jobs,
 					 "Invalid copy_jobs: expected 1 to 64",
 					 error);
-			if (r)
-				return r;
-		} else {
-			*error = "Unknown feature argument";
-			return -EINVAL;
+			break;
 		}
+		if (r)
+			return r;
 	}
 	return 0;
-
-duplicate:
-	*error = "Duplicate feature argument";
-	return -EINVAL;
 }
 
 /**

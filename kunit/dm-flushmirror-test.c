@@ -579,6 +579,15 @@ static void fm_parse_test_features_bad(struct kunit *test)
 		KUNIT_EXPECT_NOT_ERR_OR_NULL_MSG(test, error, "features \"%s\"",
 						 bad[i]);
 	}
+	/* The error names what is wrong. */
+	fm_test_features(test, "1 foo", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error, "Unknown feature argument");
+	fm_test_features(test, "2 foo 1", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error, "Unknown feature argument");
+	fm_test_features(test, "1 copy_jobs", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error, "Feature argument lacks its value");
+	fm_test_features(test, "2 nosync NoSync", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error, "Duplicate feature argument");
 	/* A count shorter than what follows leaves arguments over. */
 	KUNIT_EXPECT_EQ(test, fm_test_features(test, "1 nosync copy_jobs 4",
 					       &cfg, &error), -E2BIG);
