@@ -594,7 +594,8 @@ struct fm_job {
  * @FM_IO_MIRROR: a write held while clones go to both legs.
  * @FM_IO_FLUSH: a flush remapped to the source, no destination part.
  * @FM_IO_FLUSH_HELD: a flush held while a source clone and a destination
- *	flush run.
+ *	flush run; or a FUA write held for the destination flush that makes
+ *	it durable there (see fm_mirror_done()).
  */
 enum fm_io_kind {
 	FM_IO_PLAIN,
@@ -771,14 +772,36 @@ static void fm_mirror_done(struct fm_io *io)
 {
 	struct flushmirror_c *fm = io->fm;
 	struct bio *bio = fm_io_bio(io);
+	bool ok = !io->src_status && !io->dst_status;
+	enum fm_flush_action act;
 	unsigned long flags;
 
 	spin_lock_irqsave(&fm->lock, flags);
 	if (io->dst_status)
 		fm_dest_failed(fm);
-	if (io->src_status || io->dst_status)
+	if (!ok)
 		fm_region_unsynced(fm, io->region);
-	fm_gen_write_done(&fm->gen, !io->src_status && !io->dst_status);
+	fm_gen_write_done(&fm->gen, ok);
+	/*
+	 * A FUA write issued while copying reached the destination without
+	 * FUA; if the device got in sync meanwhile, the guest is promised it
+	 * is durable there too: hold it for a destination flush.
+	 */
+	if (ok && (bio->bi_opf & REQ_FUA) && !io->dst_fua && fm->gen.in_sync) {
+		act = fm_gen_request(&fm->gen, fm->gen.wm, false);
+		if (act != FM_FLUSH_NONE) {
+			io->kind = FM_IO_FLUSH_HELD;
+			io->fr = fm->gen.wm;
+			atomic_set(&io->legs, 1);
+			list_add_tail(&io->list, &fm->flush_waiters);
+			if (act == FM_FLUSH_ISSUE) {
+				fm->dest_flushes++;
+				queue_work(fm->wq, &fm->flush_work);
+			}
+			spin_unlock_irqrestore(&fm->lock, flags);
+			return;
+		}
+	}
 	spin_unlock_irqrestore(&fm->lock, flags);
 
 	bio->bi_status = io->src_status;
