@@ -358,12 +358,17 @@ fio_bg() {
 	FM_PIDS+=("$BG_PID")
 }
 
-# fio_errors OUTNAME: sum of job errors (and non-empty stderr verify lines)
+# fio_json OUTNAME: the json document (fio puts messages such as
+# "fio: terminating on signal 15" in front of it)
+fio_json() { sed -n '/^{/,$p' "$E2E_TMP/$1.json"; }
+
+# fio_errors OUTNAME: sum of the jobs' error fields
 fio_errors() {
-	jq '[.jobs[].error] | add' "$E2E_TMP/$1.json" 2>/dev/null || echo parse-error
+	fio_json "$1" | jq '[.jobs[].error] | add' 2>/dev/null ||
+		echo "parse-error($(head -c 200 "$E2E_TMP/$1.json" | tr '\n' ' '))"
 }
 fio_field() {	# fio_field OUTNAME JQ-EXPR-over-jobs  (summed)
-	jq "[.jobs[] | $2] | add" "$E2E_TMP/$1.json" 2>/dev/null || echo 0
+	fio_json "$1" | jq "[.jobs[] | $2] | add" 2>/dev/null || echo 0
 }
 fio_stderr() { head -c 600 "$E2E_TMP/$1.err" | tr '\n' ' '; }
 

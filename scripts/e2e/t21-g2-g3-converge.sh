@@ -59,9 +59,9 @@ check_inv invariants-synced-under-load fmc
 
 wait $FIO
 rc=$?
-e=$(jq '[.jobs[].error] | add' $E2E_TMP/load.json 2>/dev/null)
-w=$(jq '[.jobs[].write.total_ios] | add' $E2E_TMP/load.json 2>/dev/null)
-r=$(jq '[.jobs[].read.total_ios] | add' $E2E_TMP/load.json 2>/dev/null)
+e=$(fio_errors load)
+w=$(fio_field load '.write.total_ios')
+r=$(fio_field load '.read.total_ios')
 info "fio under copy: rc=$rc err=$e writes=$w verify-reads=$r"
 if [ $rc -eq 0 ] && [ "$e" = 0 ] && [ "${r:-0}" -gt 0 ]; then
 	pass fio-verify-during-copy

@@ -17,11 +17,12 @@ S=/dev/fml_src D=/dev/fml_dst M=/dev/mapper/fml
 dd if=/dev/urandom of=$S bs=1M count=$MIB oflag=direct status=none
 
 INV_BAD=
-# step NAME CMD...: run under timeout 60, then sample the invariants
+# step NAME CMD...: run CMD (every dmsetup call in it is under a timeout:
+# a hang fails the step), then sample the invariants
 step() {
 	local name=$1 out
 	shift
-	if ! out=$(timeout 60 "$@" 2>&1); then
+	if ! out=$("$@" 2>&1); then
 		fail "$name" "'$*': $(echo "$out" | tail -n 2 | tr '\n' ' ')"
 		return 1
 	fi
@@ -33,7 +34,7 @@ step() {
 }
 # remove_check NAME: dmsetup remove fml under timeout, device must be gone
 remove_check() {
-	step "$1" dmsetup remove fml || return
+	step "$1" tdm remove fml || return
 	if dm_exists fml; then fail "$1" "device still there"; else pass "$1"; fi
 }
 steps() {	# steps CHECK COUNT CMD...: COUNT times, one PASS/FAIL line
@@ -44,8 +45,9 @@ steps() {	# steps CHECK COUNT CMD...: COUNT times, one PASS/FAIL line
 	done
 	pass "$name"
 }
-suspend_resume() { dmsetup suspend "$1" && dmsetup resume "$1"; }
-reload() { dmsetup load fml --table "$1" && dmsetup resume fml; }
+tdm() { timeout 60 dmsetup "$@"; }
+suspend_resume() { tdm suspend "$1" && tdm resume "$1"; }
+reload() { tdm load fml --table "$1" && tdm resume fml; }
 
 fm_create fml $S $D 128 copy_rate 1024 copy_jobs 2 || die "cannot create flushmirror"
 
@@ -67,10 +69,10 @@ steps reload-same-table-copying 3 reload "$T_SAME"
 steps reload-changed-features-copying 1 reload \
 	"0 $N flushmirror $S $D 128 6 copy_rate 2048 copy_jobs 8 flush_policy always"
 steps reload-back-copying 1 reload "$T_SAME"
-steps msg-pause 1 dmsetup message fml 0 pause
+steps msg-pause 1 tdm message fml 0 pause
 steps suspend-resume-paused-x3 3 suspend_resume fml
-steps msg-resume 1 dmsetup message fml 0 resume
-steps msg-copy_rate 1 dmsetup message fml 0 copy_rate 0
+steps msg-resume 1 tdm message fml 0 resume
+steps msg-copy_rate 1 tdm message fml 0 copy_rate 0
 kill -0 $LOAD 2>/dev/null && pass load-alive-copying || fail load-alive-copying "fio died"
 
 # ---- synced
@@ -82,7 +84,7 @@ steps reload-same-table-synced 3 reload "$T_SYNC"
 steps reload-changed-features-synced 1 reload \
 	"0 $N flushmirror $S $D 128 4 copy_jobs 1 flush_policy always"
 steps reload-back-synced 1 reload "$T_SYNC"
-steps msg-policy-synced 2 dmsetup message fml 0 flush_policy generation
+steps msg-policy-synced 2 tdm message fml 0 flush_policy generation
 check_phase synced-after-reloads fml synced 120
 kill -0 $LOAD 2>/dev/null && pass load-alive-synced || fail load-alive-synced "fio died"
 
