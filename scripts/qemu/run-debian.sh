@@ -1,0 +1,202 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot Debian's stock kernel (linux-image-$KVER) in QEMU (TCG, two CPUs)
+# with dm-flushmirror built out of tree against the matching linux-headers
+# and loaded by insmod next to the distribution's own dm-mod, and run the
+# end-to-end tests (scripts/e2e/t*.sh) in it: G9 on an unmodified kernel
+# and the two-CPU run of the e2e suite.
+#
+# Usage: run-debian.sh [options] [TEST...]
+#   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
+#               (default: $FM_QEMU_DEFAULT_TESTS, "all": every test)
+#   -t SECONDS  overall timeout for QEMU (default: sum of test timeouts + 300)
+#   -T SECONDS  per-test timeout inside the guest (default 600)
+#   -o DIR      results directory (default .build/results/qemu-debian, emptied)
+#   -k KVER     Debian kernel version (default 6.1.0-56-amd64)
+#   -m MEM      guest memory (default 2G)
+#   -s N        guest CPUs (default 2)
+#   -a ARG      extra kernel command line argument (repeatable)
+#
+# The host's / is shared read-only with the guest over virtio-9p (the guest
+# runs the host's bash, dmsetup, fio), the results directory read-write.
+# Needs qemu-system-x86, linux-image-$KVER, linux-headers-$KVER and
+# busybox-static (installed with apt-get when missing).  No KVM: TCG only.
+#
+# Results contract as scripts/uml/run-e2e.sh: PASS/FAIL/SKIP lines counted
+# from DIR/<test>.log, a test that exits non-zero without a FAIL line
+# counts one FAIL, one that did not finish counts "did not complete";
+# kernel reports in DIR/dmesg.log count one more FAIL.  Prints
+# "qemu-debian: N passed, N failed, N skipped" last; exits 1 on failures.
+set -euo pipefail
+
+. "$(dirname "$0")/../uml/common.sh"
+
+KVER=6.1.0-56-amd64
+RES=$FM_BUILD/results/qemu-debian
+QDIR=$FM_BUILD/qemu
+timeout_s=
+test_timeout=600
+mem=2G
+smp=2
+extra=()
+# the default set: what fits in about 15 minutes of TCG
+FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-t00-testbed t10-table t11-messages t20-g1-source t21-g2-g3-converge t23-g4-fua-synced t25-g7-switchover t26-g8-lifecycle}
+
+while getopts "t:T:o:k:m:s:a:h" opt; do
+	case $opt in
+	t) timeout_s=$OPTARG ;;
+	T) test_timeout=$OPTARG ;;
+	o) RES=$OPTARG ;;
+	k) KVER=$OPTARG ;;
+	m) mem=$OPTARG ;;
+	s) smp=$OPTARG ;;
+	a) extra+=("$OPTARG") ;;
+	*) sed -n '9,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+
+tests=()
+if [ $# -eq 0 ]; then
+	read -r -a tests <<<"$FM_QEMU_DEFAULT_TESTS"
+elif [ "$*" = all ]; then
+	for t in "$FM_REPO"/scripts/e2e/t[0-9]*.sh; do
+		[ -f "$t" ] && tests+=("$(basename "$t" .sh)")
+	done
+else
+	for t in "$@"; do
+		tests+=("$(basename "$t" .sh)")
+	done
+fi
+for t in "${tests[@]}"; do
+	[ -f "$FM_REPO/scripts/e2e/$t.sh" ] || die "no test scripts/e2e/$t.sh"
+done
+[ ${#tests[@]} -gt 0 ] || die "no tests"
+[ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 300))
+
+KDIR=/usr/src/linux-headers-$KVER
+apt_ensure qemu-system-x86 "linux-image-$KVER" "linux-headers-$KVER" \
+	busybox-static kmod cpio gzip dmsetup fio jq
+VMLINUZ=/boot/vmlinuz-$KVER
+MODDIR=/lib/modules/$KVER
+[ -r "$VMLINUZ" ] || die "$VMLINUZ missing"
+[ -d "$KDIR" ] || die "$KDIR missing"
+
+# ---- 1. the module, out of tree against the distribution's headers
+MOD=$QDIR/module-$KVER
+mkdir -p "$MOD"
+for f in "${FM_MODULE_FILES[@]}"; do
+	[ -e "$FM_REPO/$f" ] && cp -a "$FM_REPO/$f" "$MOD/"
+done
+log "building dm-flushmirror.ko against $KDIR"
+make -s -C "$KDIR" M="$MOD" modules >"$QDIR/module-build.log" 2>&1 ||
+	{ cat "$QDIR/module-build.log" >&2; die "module build failed"; }
+grep -E 'warning|error' "$QDIR/module-build.log" >&2 || true
+vm=$(modinfo -F vermagic "$MOD/dm-flushmirror.ko")
+[ "${vm%% *}" = "$KVER" ] || die "vermagic '$vm' is not $KVER"
+
+# ---- 2. a busybox initramfs with the modules needed to mount 9p
+IRD=$QDIR/initramfs-$KVER
+rm -rf "$IRD"
+mkdir -p "$IRD"/{bin,dev,proc,sys,newroot,lib/modules}
+cp /bin/busybox "$IRD/bin/busybox"
+for a in sh mount umount insmod switch_root mkdir sleep cat echo; do
+	ln -s busybox "$IRD/bin/$a"
+done
+cp "$FM_REPO/scripts/qemu/initramfs-init" "$IRD/init"
+: >"$IRD/modules.list"
+for m in virtio_pci 9pnet_virtio 9p; do
+	modprobe -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+	b=$(basename "$ko")
+	case $ko in
+	*.ko) cp "$ko" "$IRD/lib/modules/$b" ;;
+	*.ko.xz) b=${b%.xz}; xz -dc "$ko" >"$IRD/lib/modules/$b" ;;
+	*.ko.zst) b=${b%.zst}; zstd -qdc "$ko" >"$IRD/lib/modules/$b" ;;
+	*) die "unknown module file $ko" ;;
+	esac
+	echo "$b" >>"$IRD/modules.list"
+done
+[ -s "$IRD/modules.list" ] || die "no modules for 9p found in $MODDIR"
+(cd "$IRD" && find . | cpio -o -H newc --quiet | gzip -1) >"$QDIR/initramfs-$KVER.cpio.gz"
+
+# ---- 3. boot
+mkdir -p "$RES"
+RES=$(cd "$RES" && pwd)
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.txt "$RES"/done "$RES"/summary
+
+cmdline=(
+	console=ttyS0 panic=-1 rdinit=/init
+	log_buf_len=16M printk.devkmsg=on
+	FM_REPO="$FM_REPO" FM_MODULE="$MOD/dm-flushmirror.ko"
+	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
+	FM_TEST_TIMEOUT="$test_timeout"
+	"${extra[@]}"
+)
+qemu=(
+	qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
+	-nographic -no-reboot
+	-kernel "$VMLINUZ" -initrd "$QDIR/initramfs-$KVER.cpio.gz"
+	-append "${cmdline[*]}"
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+	-virtfs "local,path=$RES,mount_tag=results,security_model=none"
+)
+log "booting $KVER in QEMU (TCG, $smp CPUs, $mem) for ${#tests[@]} test(s), timeout ${timeout_s}s, results in $RES"
+log "${qemu[*]}"
+start=$(date +%s)
+setsid timeout -k 20 "$timeout_s" "${qemu[@]}" </dev/null >"$RES/console.log" 2>&1 &
+pid=$!
+rc=0
+wait "$pid" || rc=$?
+kill -KILL -- "-$pid" 2>/dev/null || true
+log "QEMU exited with $rc after $(($(date +%s) - start)) s"
+[ "$rc" -eq 124 ] && log "QEMU TIMED OUT after ${timeout_s}s"
+
+# ---- 4. count results
+pass=0 fail=0 skip=0
+for t in "${tests[@]}"; do
+	logf=$RES/$t.log
+	[ -f "$logf" ] || touch "$logf"
+	p=$(grep -ac '^PASS: ' "$logf" || true)
+	f=$(grep -ac '^FAIL: ' "$logf" || true)
+	s=$(grep -ac '^SKIP: ' "$logf" || true)
+	if [ ! -f "$RES/$t.rc" ]; then
+		echo "FAIL: $t: did not complete" | tee -a "$logf"
+		f=$((f + 1))
+	else
+		trc=$(cat "$RES/$t.rc")
+		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
+			case $trc in
+			124) why=" (timed out after ${test_timeout}s)" ;;
+			137) why=" (killed: timed out after ${test_timeout}s)" ;;
+			*) why= ;;
+			esac
+			echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
+			f=1
+		fi
+	fi
+	grep -a '^FAIL: ' "$logf" | grep -v "^FAIL: $t: \(exit\|did not\)" || true
+	printf '  %-32s %3d passed, %d failed, %d skipped  (%s s)\n' "$t" "$p" "$f" "$s" \
+		"$(cat "$RES/$t.secs" 2>/dev/null || echo '?')"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done
+
+if [ -f "$RES/dmesg.log" ]; then
+	reports='BUG:|WARNING:|KASAN|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
+	if grep -aE "$reports" "$RES/dmesg.log" >"$RES/kernel-reports.txt"; then
+		echo "FAIL: dmesg: kernel reports (first lines; full log $RES/dmesg.log):"
+		head -n 40 "$RES/kernel-reports.txt" | sed 's/^/    /'
+		fail=$((fail + 1))
+	else
+		rm -f "$RES/kernel-reports.txt"
+	fi
+else
+	echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $RES/console.log)"
+	tail -n 30 "$RES/console.log" | sed 's/^/    /'
+	fail=$((fail + 1))
+fi
+
+echo "passed=$pass failed=$fail skipped=$skip" >"$RES/summary"
+echo "qemu-debian: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
