@@ -8,6 +8,7 @@
 # and the two-CPU run of the e2e suite.
 #
 # Usage: run-debian.sh [options] [TEST...]
+#        run-debian.sh --kunit
 #   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
 #               (default: $FM_QEMU_DEFAULT_TESTS, "all": every test)
 #   -t SECONDS  overall timeout for QEMU (default: sum of test timeouts + 300)
@@ -17,6 +18,9 @@
 #   -m MEM      guest memory (default 2G)
 #   -s N        guest CPUs (default 2)
 #   -a ARG      extra kernel command line argument (repeatable)
+#   -d          build the module with its test-only fault switches
+#               (CONFIG_DM_FLUSHMIRROR_DEBUG: debug_skip_dest_flush, so that
+#               t23/t27 can show their checks bite); default: as shipped
 #
 # The host's / is shared read-only with the guest over virtio-9p (the guest
 # runs the host's bash, dmsetup, fio), the results directory read-write.
@@ -28,9 +32,61 @@
 # counts one FAIL, one that did not finish counts "did not complete";
 # kernel reports in DIR/dmesg.log count one more FAIL.  Prints
 # "qemu-debian: N passed, N failed, N skipped" last; exits 1 on failures.
+#
+# --kunit: instead, the module's KUnit suites on x86_64 with two CPUs:
+# kunit.py run --arch=x86_64 in .build/linux-source-6.12 (the module
+# overlaid into drivers/md/flushmirror as scripts/uml/build.sh does; run
+# that once first), build dir .build/kunit-x86, scripts/qemu/x86_64.kunitconfig
+# (SMP, PREEMPT, KASAN, lockdep), QEMU TCG -smp 2.  Log
+# .build/logs/kunit-x86.log; prints "qemu-kunit: N passed, N failed,
+# N skipped" last.
 set -euo pipefail
 
 . "$(dirname "$0")/../uml/common.sh"
+
+run_kunit() {
+	local kcfg=$FM_REPO/scripts/qemu/x86_64.kunitconfig
+	local klog=$FM_BUILD/logs/kunit-x86.log line rc=0 start f srcs=()
+	mkdir -p "$FM_BUILD/logs"
+	[ -f "$FM_TREE/Makefile" ] || die "$FM_TREE missing: run scripts/uml/build.sh first"
+	grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig" ||
+		die "flushmirror not hooked into $FM_TREE: run scripts/uml/build.sh first"
+	apt_ensure qemu-system-x86
+	for f in "${FM_MODULE_FILES[@]}"; do
+		[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
+	done
+	rsync -rc --delete "${srcs[@]}" "$FM_TREE/drivers/md/flushmirror/"
+	cd "$FM_TREE"
+	log "kunit.py run --arch=x86_64 (log: $klog)"
+	start=$(date +%s)
+	python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
+		--build_dir="$FM_BUILD/kunit-x86" --kunitconfig="$kcfg" \
+		--qemu_args='-accel tcg -smp 2' --jobs="${FM_JOBS:-2}" \
+		--timeout=1800 >"$klog" 2>&1 || rc=$?
+	log "kunit.py exited $rc after $(($(date +%s) - start)) s"
+	line=$(sed 's/\x1b\[[0-9;]*m//g' "$klog" | grep -a 'Testing complete\.' | tail -n 1 || true)
+	if [ -z "$line" ]; then
+		tail -n 40 "$klog" >&2
+		echo "qemu-kunit: 0 passed, 1 failed, 0 skipped"
+		return 1
+	fi
+	num() { echo "$line" | grep -o "$1: [0-9]*" | grep -o '[0-9]*$' || echo 0; }
+	local p f2 s
+	p=$(num passed)
+	f2=$(($(num failed) + $(num crashed) + $(num errors)))
+	s=$(num skipped)
+	if grep -aE 'BUG:|WARNING:|KASAN|possible circular locking|Call Trace' "$klog" >&2; then
+		echo "FAIL: kernel reports in $klog"
+		f2=$((f2 + 1))
+	fi
+	grep -a 'smp: Brought up' "$klog" >&2 || true
+	echo "qemu-kunit: $p passed, $f2 failed, $s skipped"
+	[ "$rc" -eq 0 ] && [ "$f2" -eq 0 ]
+}
+if [ "${1:-}" = --kunit ]; then
+	run_kunit
+	exit
+fi
 
 KVER=6.1.0-56-amd64
 RES=$FM_BUILD/results/qemu-debian
@@ -40,10 +96,11 @@ test_timeout=600
 mem=2G
 smp=2
 extra=()
+debug=
 # the default set: what fits in about 15 minutes of TCG
 FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-t00-testbed t10-table t11-messages t20-g1-source t21-g2-g3-converge t23-g4-fua-synced t25-g7-switchover t26-g8-lifecycle}
 
-while getopts "t:T:o:k:m:s:a:h" opt; do
+while getopts "t:T:o:k:m:s:a:dh" opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
@@ -52,7 +109,8 @@ while getopts "t:T:o:k:m:s:a:h" opt; do
 	m) mem=$OPTARG ;;
 	s) smp=$OPTARG ;;
 	a) extra+=("$OPTARG") ;;
-	*) sed -n '9,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	d) debug=1 ;;
+	*) sed -n '9,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -84,13 +142,15 @@ MODDIR=/lib/modules/$KVER
 [ -d "$KDIR" ] || die "$KDIR missing"
 
 # ---- 1. the module, out of tree against the distribution's headers
-MOD=$QDIR/module-$KVER
+MOD=$QDIR/module-$KVER${debug:+-debug}
+kflags=()
+[ -z "$debug" ] || kflags=(KCFLAGS=-DCONFIG_DM_FLUSHMIRROR_DEBUG)
 mkdir -p "$MOD"
 for f in "${FM_MODULE_FILES[@]}"; do
 	[ -e "$FM_REPO/$f" ] && cp -a "$FM_REPO/$f" "$MOD/"
 done
-log "building dm-flushmirror.ko against $KDIR"
-make -s -C "$KDIR" M="$MOD" modules >"$QDIR/module-build.log" 2>&1 ||
+log "building dm-flushmirror.ko against $KDIR${debug:+ (with the debug switches)}"
+make -s -C "$KDIR" M="$MOD" "${kflags[@]}" modules >"$QDIR/module-build.log" 2>&1 ||
 	{ cat "$QDIR/module-build.log" >&2; die "module build failed"; }
 grep -E 'warning|error' "$QDIR/module-build.log" >&2 || true
 vm=$(modinfo -F vermagic "$MOD/dm-flushmirror.ko")
