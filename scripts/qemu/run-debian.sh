@@ -18,6 +18,7 @@
 #   -m MEM      guest memory (default 2G)
 #   -s N        guest CPUs (default 2)
 #   -a ARG      extra kernel command line argument (repeatable)
+#   -c          count only: no build, no boot; count the results already in DIR
 #   -d          build the module with its test-only fault switches
 #               (CONFIG_DM_FLUSHMIRROR_DEBUG: debug_skip_dest_flush, so that
 #               t23/t27 can show their checks bite); default: as shipped
@@ -97,10 +98,11 @@ mem=2G
 smp=2
 extra=()
 debug=
+count_only=
 # the default set: what fits in about 15 minutes of TCG
 FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-t00-testbed t10-table t11-messages t20-g1-source t21-g2-g3-converge t23-g4-fua-synced t25-g7-switchover t26-g8-lifecycle}
 
-while getopts "t:T:o:k:m:s:a:dh" opt; do
+while getopts "t:T:o:k:m:s:a:cdh" opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
@@ -109,8 +111,9 @@ while getopts "t:T:o:k:m:s:a:dh" opt; do
 	m) mem=$OPTARG ;;
 	s) smp=$OPTARG ;;
 	a) extra+=("$OPTARG") ;;
+	c) count_only=1 ;;
 	d) debug=1 ;;
-	*) sed -n '9,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '9,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -133,6 +136,7 @@ done
 [ ${#tests[@]} -gt 0 ] || die "no tests"
 [ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 300))
 
+boot() {
 KDIR=/usr/src/linux-headers-$KVER
 apt_ensure qemu-system-x86 "linux-image-$KVER" "linux-headers-$KVER" \
 	busybox-static kmod cpio gzip dmsetup fio jq
@@ -212,6 +216,14 @@ wait "$pid" || rc=$?
 kill -KILL -- "-$pid" 2>/dev/null || true
 log "QEMU exited with $rc after $(($(date +%s) - start)) s"
 [ "$rc" -eq 124 ] && log "QEMU TIMED OUT after ${timeout_s}s"
+
+}
+
+if [ -z "$count_only" ]; then
+	boot
+else
+	RES=$(cd "$RES" && pwd)
+fi
 
 # ---- 4. count results
 pass=0 fail=0 skip=0
