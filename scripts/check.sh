@@ -12,12 +12,30 @@
 # "N passed, N failed, N skipped"; exits 1 when anything failed.
 # Logs: .build/logs/, .build/results/.
 set -euo pipefail
+# The braces make bash read the whole script before it runs any of it:
+# editing the file while it runs cannot break the run.
+{
 
 . "$(dirname "$0")/uml/common.sh"
 cd "$FM_REPO"
 LOGDIR=$FM_BUILD/logs
 mkdir -p "$LOGDIR"
+# time budget (CI stops at 90 min): the e2e boot gets what is left of it
 t0=$(date +%s)
+BUDGET=${FM_BUDGET:-5100}
+start=${FM_CI_START:-$t0}
+
+# newest Debian headers package matching a pattern (apt lists, else /usr/src)
+newest_headers() {
+	{ apt-cache pkgnames linux-headers- 2>/dev/null
+	  ls -d /usr/src/linux-headers-* 2>/dev/null | sed 's|.*/||'; } |
+		grep -E "^$1\$" | sort -uV | tail -n 1
+}
+hdr61=$(newest_headers 'linux-headers-6\.1\.0-[0-9]+-amd64' || true)
+hdr612=$(newest_headers 'linux-headers-6\.12\.[0-9]+\+deb12-amd64' || true)
+# installed first: all apt work up front, before the timed sections
+apt_ensure sparse perl build-essential ${hdr61:+"$hdr61"} ${hdr612:+"$hdr612"} ||
+	log "WARNING: could not install the headers packages"
 
 P=0 F=0 S=0
 add() { P=$((P + $1)) F=$((F + $2)) S=$((S + $3)); }
@@ -42,7 +60,12 @@ if [ "$brc" -eq 2 ]; then
 	echo "FAIL: e2e: not run, the UML build failed"
 	ep=0 ef=1 es=0
 else
-	scripts/uml/run-e2e.sh || true
+	ntests=$(find scripts/e2e -maxdepth 1 -name 't[0-9]*.sh' | wc -l)
+	left=$((BUDGET - ($(date +%s) - start) - 180))
+	etime=$((ntests * 300 + 120))
+	[ "$left" -lt "$etime" ] && etime=$left
+	[ "$etime" -lt 600 ] && etime=600
+	scripts/uml/run-e2e.sh -t "$etime" || true
 	read -r ep ef es < <(readsum "$FM_BUILD/results/e2e/summary")
 fi
 add "$ep" "$ef" "$es"
@@ -53,17 +76,6 @@ echo "=== build/style (out-of-tree W=1 builds, sparse, checkpatch)"
 bp=0 bf=0
 ok() { echo "PASS: $1"; bp=$((bp + 1)); }
 ko() { echo "FAIL: $1: $2"; bf=$((bf + 1)); }
-
-# newest Debian headers package matching a pattern (apt lists, else /usr/src)
-newest_headers() {
-	{ apt-cache pkgnames linux-headers- 2>/dev/null
-	  ls -d /usr/src/linux-headers-* 2>/dev/null | sed 's|.*/||'; } |
-		grep -E "^$1\$" | sort -uV | tail -n 1
-}
-hdr61=$(newest_headers 'linux-headers-6\.1\.0-[0-9]+-amd64' || true)
-hdr612=$(newest_headers 'linux-headers-6\.12\.[0-9]+\+deb12-amd64' || true)
-apt_ensure sparse perl build-essential ${hdr61:+"$hdr61"} ${hdr612:+"$hdr612"} ||
-	log "WARNING: could not install the headers packages"
 
 have_src=1
 for f in dm-flushmirror.c dm-flushmirror.h Kbuild; do
@@ -117,3 +129,5 @@ echo "--- build/style: $bp passed, $bf failed"
 echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0 (passed/failed/skipped)"
 echo "$P passed, $F failed, $S skipped"
 [ "$F" -eq 0 ]
+exit
+}

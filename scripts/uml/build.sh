@@ -19,6 +19,9 @@
 # Environment: FM_KUNITCONFIG (default kunit/.kunitconfig), FM_JOBS (default
 # nproc), FM_SKIP_APT=1 (do not check packages), FM_NO_KUNIT=1 (build only).
 set -euo pipefail
+# The braces make bash read the whole script before it runs any of it:
+# editing the file while it runs cannot break the run.
+{
 
 . "$(dirname "$0")/common.sh"
 
@@ -127,3 +130,5 @@ fi
 sed 's/\x1b\[[0-9;]*m//g' "$KLOG" | grep -aE '\[(FAILED|CRASHED)\]' >&2 || true
 summary "$passed" "$failed" "$skipped"
 [ "$failed" -eq 0 ]
+exit
+}

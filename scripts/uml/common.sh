@@ -36,4 +36,4 @@ apt_ensure() {
 # Packages needed to build and boot the UML kernel and run the e2e tests.
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
-	e2fsprogs util-linux procps coreutils)
+	e2fsprogs util-linux procps coreutils jq perl)

@@ -17,6 +17,9 @@
 # exit status; 124 on timeout).  At the end: dmesg.log and done.
 # No "set -e": PID 1 must never exit before the power-off.
 set -u
+# The braces make bash read the whole script before it runs any of it:
+# editing the file while it runs cannot break the run.
+{
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DM_DISABLE_UDEV=1 HOME=/root TERM=dumb LANG=C LC_ALL=C
@@ -111,3 +114,5 @@ dmesg >"$R/dmesg.log" 2>&1
 echo done >"$R/done"
 sync
 exit 0
+exit
+}

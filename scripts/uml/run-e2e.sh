@@ -25,6 +25,9 @@
 # Writes DIR/summary ("passed=N failed=N skipped=N"), prints
 # "e2e: N passed, N failed, N skipped" last; exits 1 when anything failed.
 set -euo pipefail
+# The braces make bash read the whole script before it runs any of it:
+# editing the file while it runs cannot break the run.
+{
 
 . "$(dirname "$0")/common.sh"
 
@@ -146,3 +149,5 @@ fi
 echo "passed=$pass failed=$fail skipped=$skip" >"$RES/summary"
 echo "e2e: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
+exit
+}
