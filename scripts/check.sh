@@ -60,12 +60,9 @@ if [ "$brc" -eq 2 ]; then
 	echo "FAIL: e2e: not run, the UML build failed"
 	ep=0 ef=1 es=0
 else
-	ntests=$(find scripts/e2e -maxdepth 1 -name 't[0-9]*.sh' | wc -l)
 	left=$((BUDGET - ($(date +%s) - start) - 180))
-	etime=$((ntests * 300 + 120))
-	[ "$left" -lt "$etime" ] && etime=$left
-	[ "$etime" -lt 600 ] && etime=600
-	scripts/uml/run-e2e.sh -t "$etime" || true
+	[ "$left" -lt 600 ] && left=600
+	scripts/uml/run-e2e.sh -m "$left" || true
 	read -r ep ef es < <(readsum "$FM_BUILD/results/e2e/summary")
 fi
 add "$ep" "$ef" "$es"

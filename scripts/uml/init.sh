@@ -11,7 +11,8 @@
 #   FM_RESULTS  host directory for the logs (mounted read-write via hostfs)
 #   FM_TESTS    comma-separated test names (tNN-name, without .sh);
 #               empty: every $FM_REPO/scripts/e2e/t*.sh
-#   FM_TEST_TIMEOUT  seconds per test (default 300)
+#   FM_TEST_TIMEOUT  seconds per test (default 300); a test can set its own
+#               with a line "# fm-timeout: <seconds>" in its first 20 lines
 #
 # For each test: $FM_RESULTS/<test>.log (stdout+stderr) and <test>.rc (its
 # exit status; 124 on timeout).  At the end: dmesg.log and done.
@@ -83,10 +84,12 @@ for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	say "=== $name"
 	start=$(date +%s)
-	timeout -k 10 "${FM_TEST_TIMEOUT:-300}" bash "$t" </dev/null >>"$R/$name.log" 2>&1
+	tt=$(awk 'NR > 20 { exit } /^# *fm-timeout: *[0-9]+/ { sub(/^# *fm-timeout: */, ""); print $1 + 0; exit }' "$t")
+	timeout -k 10 "${tt:-${FM_TEST_TIMEOUT:-300}}" bash "$t" </dev/null >>"$R/$name.log" 2>&1
 	rc=$?
 	echo "$rc" >"$R/$name.rc"
 	grep -aE '^(PASS|FAIL|SKIP): ' "$R/$name.log" >/dev/console 2>/dev/null
+	[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "${tt:-${FM_TEST_TIMEOUT:-300}}" >"$R/$name.timeout"
 	say "=== $name: exit $rc after $(($(date +%s) - start)) s"
 	# leave nothing behind for the next test: dm devices (--force: an open
 	# one gets an error table), null_blk devices, loop devices

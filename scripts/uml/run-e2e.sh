@@ -9,8 +9,12 @@
 #   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
 #               (default: every scripts/e2e/t[0-9]*.sh)
 #   -a ARG      extra kernel command line argument (repeatable)
-#   -t SECONDS  overall boot timeout (default: 300 per test + 120)
-#   -T SECONDS  per-test timeout inside the guest (default 300)
+#   -T SECONDS  per-test timeout inside the guest (default 300); a test
+#               overrides it with "# fm-timeout: <seconds>" in its first
+#               20 lines
+#   -t SECONDS  overall boot timeout (default: sum of the tests' timeouts
+#               + 120)
+#   -m SECONDS  cap on the overall boot timeout (scripts/check.sh's budget)
 #   -o DIR      results directory (default .build/results/e2e, emptied)
 #
 # Results contract: each test prints "PASS: <name>", "FAIL: <name>: <reason>"
@@ -35,13 +39,15 @@ extra=()
 timeout_s=
 test_timeout=300
 RES=$FM_BUILD/results/e2e
-while getopts "a:t:T:o:h" opt; do
+cap=
+while getopts "a:t:T:m:o:h" opt; do
 	case $opt in
 	a) extra+=("$OPTARG") ;;
 	t) timeout_s=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
+	m) cap=$OPTARG ;;
 	o) RES=$OPTARG ;;
-	*) sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -62,11 +68,21 @@ else
 	done
 fi
 [ ${#tests[@]} -gt 0 ] || die "no tests in scripts/e2e/"
-[ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 120))
+if [ -z "$timeout_s" ]; then
+	timeout_s=120
+	for t in "${tests[@]}"; do
+		tt=$(awk 'NR > 20 { exit } /^# *fm-timeout: *[0-9]+/ { sub(/^# *fm-timeout: */, ""); print $1 + 0; exit }' \
+			"$FM_REPO/scripts/e2e/$t.sh")
+		timeout_s=$((timeout_s + ${tt:-$test_timeout} + 10))
+	done
+fi
+if [ -n "$cap" ] && [ "$timeout_s" -gt "$cap" ]; then
+	timeout_s=$cap
+fi
 
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.txt "$RES"/done "$RES"/summary
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.txt "$RES"/done "$RES"/summary
 
 cmdline=(
 	mem=2G
@@ -112,8 +128,8 @@ for t in "${tests[@]}"; do
 		trc=$(cat "$RES/$t.rc")
 		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
 			case $trc in
-			124) why=" (timed out after ${test_timeout}s)" ;;
-			137) why=" (killed: timed out after ${test_timeout}s, ignored SIGTERM)" ;;
+			124) why=" (timed out after $(cat "$RES/$t.timeout" 2>/dev/null)s)" ;;
+			137) why=" (killed: timed out after $(cat "$RES/$t.timeout" 2>/dev/null)s, ignored SIGTERM)" ;;
 			*) why= ;;
 			esac
 			echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
