@@ -4,11 +4,12 @@
 # by Kbuild) and the project's entry points.
 #   make [KDIR=...]   build dm-flushmirror.ko against KDIR
 #   make check        the whole test run (scripts/check.sh)
+#   make distclean    also removes .build/ (kernel tree and UML build cache)
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 DKMS_VERSION := 1.0.0
 
-.PHONY: all modules clean check install demo bench dkms-install dkms-remove
+.PHONY: all modules clean distclean check install demo bench dkms-install dkms-remove
 
 all: modules
 
@@ -16,7 +17,10 @@ modules:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	if [ -d $(KDIR) ]; then $(MAKE) -C $(KDIR) M=$(CURDIR) clean; else rm -rf *.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order; fi
+
+distclean: clean
+	rm -rf .build
 
 check:
 	scripts/check.sh
