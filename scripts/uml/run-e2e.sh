@@ -102,14 +102,23 @@ export TMPDIR=${TMPDIR:-/tmp}
 log "booting UML for ${#tests[@]} test(s), timeout ${timeout_s}s, results in $RES"
 log "$LINUX ${cmdline[*]}"
 start=$(date +%s)
-# setsid: UML and all its helper processes get a process group of their own
-# (timeout signals the whole group), killed again below to leave nothing.
-setsid timeout -k 20 "$timeout_s" "$LINUX" "${cmdline[@]}" \
+# UML calls setsid() first thing: its pid is the process group of all its
+# helper processes, killed below (and on any exit of this script) so that
+# nothing is left behind.
+timeout -k 20 "$timeout_s" "$LINUX" "${cmdline[@]}" \
 	</dev/null >"$RES/console.log" 2>&1 &
-pid=$!
+tpid=$!
+upid=
+kill_uml() { [ -z "$upid" ] || kill -KILL -- "-$upid" 2>/dev/null || true; }
+trap kill_uml EXIT
+for _ in $(seq 100); do
+	upid=$(ps -o pid= --ppid "$tpid" | head -n 1 | tr -d ' ' || true)
+	[ -n "$upid" ] && break
+	sleep 0.1
+done
 rc=0
-wait "$pid" || rc=$?
-kill -KILL -- "-$pid" 2>/dev/null || true
+wait "$tpid" || rc=$?
+kill_uml
 log "UML exited with $rc after $(($(date +%s) - start)) s"
 [ "$rc" -eq 124 ] && log "UML TIMED OUT after ${timeout_s}s"
 
