@@ -46,7 +46,7 @@ MIRROR_THROTTLE=/sys/module/dm_mirror/parameters/raid1_resync_throttle
 B3_JOBS=${FMB_B3_JOBS:-1,4,16}
 B4_SIZE_MB=${FMB_B4_SIZE_MB:-$SIZE_MB}
 B4_DELAY=${FMB_B4_DELAY:-5}
-B4_PRE=${FMB_B4_PRE:-2}
+B4_PRE=${FMB_B4_PRE:-3}
 B4_POST=${FMB_B4_POST:-3}
 B4_LINEAR_S=${FMB_B4_LINEAR_S:-10}
 SYNC_TIMEOUT=${FMB_SYNC_TIMEOUT:-600}
@@ -269,6 +269,8 @@ measure_fio() {
 		--argjson writes "$(jf "$FIO_JSON" '.jobs[0].write.total_ios')" \
 		--argjson guest_flushes "$(jf "$FIO_JSON" '.jobs[0].sync.total_ios')" \
 		--argjson write_p99_us "$(jf "$FIO_JSON" '(.jobs[0].write.clat_ns.percentile["99.000000"] // null) | if . then ./1000 else null end')" \
+		--argjson sync_p50_us "$(jf "$FIO_JSON" '(.jobs[0].sync.lat_ns.percentile["50.000000"] // null) | if . then ./1000 else null end')" \
+		--argjson sync_mean_us "$(jf "$FIO_JSON" '(.jobs[0].sync.lat_ns.mean // null) | if . then ./1000 else null end')" \
 		--argjson sync_p99_us "$(jf "$FIO_JSON" '(.jobs[0].sync.lat_ns.percentile["99.000000"] // null) | if . then ./1000 else null end')" \
 		--argjson dst_flushes "$((f1 - f0))" --argjson src_flushes "$((fs1 - fs0))" \
 		--argjson fm_guest_flushes "$gf" --argjson fm_dest_flushes "$df" \
@@ -345,7 +347,7 @@ phase_b3() {
 # ------------------------------------------------------------ B4
 
 phase_b4() {
-	local len run peer id t0 tr ts te fpid ppid ok st f0 f1 pre
+	local len run peer id t0 tr ts te fpid ppid ok st f0 f1
 	len=$((B4_SIZE_MB * 2048))
 	set_delay "$B4_DELAY"
 	for ((run = 1; run <= RUNS; run++)); do
@@ -356,7 +358,7 @@ phase_b4() {
 			t0=$(now)
 			fio "${FIO_COMMON[@]}" --name="$id" --filename=/dev/mapper/b4 \
 				--numjobs=1 --fsync=1 --time_based --runtime=$SYNC_TIMEOUT \
-				--write_iops_log="$TMP/$id" --log_avg_msec=250 \
+				--write_iops_log="$TMP/$id" --log_avg_msec=250 --log_unix_epoch=1 \
 				--output-format=json --output="$TMP/fio.json" 2>"$TMP/fio.err" &
 			fpid=$!
 			sleep "$B4_PRE"
@@ -388,9 +390,8 @@ phase_b4() {
 			wait $fpid
 			f1=$(flushes $DSTNB)
 			fio_json_copy "$TMP/fio.json" "$OUT/fio/$id.json"
-			# fio log: msec since fio start, iops; shift to t=0 at reload
-			pre=$(fsub "$tr" "$t0")
-			awk -F', *' -v pre="$pre" '{ printf "%.3f %s\n", $1 / 1000 - pre, $2 }' \
+			# fio log: unix epoch msec, iops; shift to t=0 at the reload
+			awk -F', *' -v tr="$tr" '{ printf "%.3f %s\n", $1 / 1000 - tr, $2 }' \
 				"$TMP/${id}_iops.1.log" >"$OUT/series/$id.iops" 2>/dev/null
 			rm -f "$TMP/${id}"_iops.*.log
 			dm_rm b4

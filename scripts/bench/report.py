@@ -74,6 +74,20 @@ def load(bench):
     return recs
 
 
+def host_load(bench):
+    """The host's load average at the start and end of each phase."""
+    out = {}
+    raw = os.path.join(bench, "raw")
+    for ph in sorted(os.listdir(raw)) if os.path.isdir(raw) else []:
+        try:
+            with open(os.path.join(raw, ph, "host.txt")) as f:
+                out[ph] = [l.strip() for l in f
+                           if l.startswith(("start", "end"))]
+        except OSError:
+            pass
+    return out
+
+
 def guest_params(bench):
     params = {}
     raw = os.path.join(bench, "raw")
@@ -87,6 +101,24 @@ def guest_params(bench):
         except OSError:
             pass
     return params
+
+
+def enrich(bench, recs):
+    """Fill sync_p50_us / sync_mean_us from the raw fio JSON when a record
+    (from an older guest.sh) lacks them."""
+    for r in recs:
+        if r.get("phase") not in ("B1", "B2") or "sync_p50_us" in r:
+            continue
+        f = os.path.join(bench, "raw", r["phase"], "fio", "%s-%s-d%d-j%d-r%d.json"
+                         % (r["phase"], r["peer"], r["delay_ms"], r["jobs"],
+                            r["run"]))
+        try:
+            with open(f) as fh:
+                sync = json.load(fh)["jobs"][0]["sync"]["lat_ns"]
+            r["sync_p50_us"] = sync["percentile"]["50.000000"] / 1000
+            r["sync_mean_us"] = sync["mean"] / 1000
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
 
 
 def fio_phase(recs, phase):
@@ -113,6 +145,8 @@ def fio_phase(recs, phase):
             "delay_ms": d, "jobs": j, "peer": peer,
             "iops": spread([r.get("iops") for r in rs]),
             "sync_p99_us": spread([r.get("sync_p99_us") for r in rs]),
+            "sync_p50_us": spread([r.get("sync_p50_us") for r in rs]),
+            "sync_mean_us": spread([r.get("sync_mean_us") for r in rs]),
             "write_p99_us": spread([r.get("write_p99_us") for r in rs]),
             "dst_flushes": spread([r.get("dst_flushes") for r in rs]),
             "guest_flushes": spread([r.get("guest_flushes") for r in rs]),
@@ -213,6 +247,7 @@ def table(res):
     w("issued: destination flushes flushmirror issued per guest flush (its "
       "status counter; blk-mq may merge concurrent ones below it)")
     w("/ceil: IOPS / dm-linear on the source alone; /mirror: IOPS / dm-mirror")
+    w("p50/p99 ms: fsync latency percentiles (fio, medians over runs)")
     for ph, title in (("B1", "B1 synced, fio randwrite 4k direct fsync=1"),
                       ("B2", "B2 copying (flushmirror copy_rate %s KiB/s), "
                        "same load" % res["meta"].get("b2_copy_rate_kib", "?"))):
@@ -221,16 +256,19 @@ def table(res):
             continue
         w("")
         w(title)
-        hdr = "%-5s %-4s %-10s %-22s %-22s %-17s %-7s %-7s %-7s" % (
-            "delay", "jobs", "peer", "IOPS", "fsync p99 us", "dstfl/gfl",
-            "issued", "/ceil", "/mirror")
+        hdr = "%-5s %-4s %-10s %-22s %-8s %-8s %-17s %-7s %-7s %-7s" % (
+            "delay", "jobs", "peer", "IOPS", "p50 ms", "p99 ms",
+            "dstfl/gfl", "issued", "/ceil", "/mirror")
         if ph == "B2":
             hdr += " copy MiB/s"
         w(hdr)
         for g in rows:
-            line = "%-5s %-4s %-10s %-22s %-22s %-17s %-7s %-7s %-7s" % (
+            p50, p99 = med(g["sync_p50_us"]), med(g["sync_p99_us"])
+            line = "%-5s %-4s %-10s %-22s %-8s %-8s %-17s %-7s %-7s %-7s" % (
                 "%dms" % g["delay_ms"], g["jobs"], g["peer"],
-                fspread(g["iops"]), fspread(g["sync_p99_us"]),
+                fspread(g["iops"]),
+                fnum(p50 / 1000 if p50 is not None else None, "{:.2f}"),
+                fnum(p99 / 1000 if p99 is not None else None, "{:.2f}"),
                 fspread(g["dst_flushes_per_guest_flush"], "{:.2f}"),
                 fnum(med(g["fm_issued_per_guest_flush"]), "{:.2f}"),
                 fratio(g["iops_vs_ceiling"]),
@@ -257,15 +295,14 @@ def table(res):
         w("B4 migration under fio randwrite 4k fsync=1 (1 job) of %.0f MiB, "
           "flush delay %s ms" % (res["B4"][0]["mib"],
                                  res["B4"][0]["delay_ms"]))
-        w("%-10s %-22s %-18s %-18s %-18s %-9s %-9s %-9s" % (
+        w("%-10s %-22s %-18s %-18s %-18s %-13s %-9s" % (
             "peer", "time to synced s", "IOPS before", "IOPS during",
-            "IOPS after", "dstfl/gfl", "/ceil", "t/mirror"))
+            "IOPS after", "during/ceil", "t/mirror"))
         for g in res["B4"]:
-            w("%-10s %-22s %-18s %-18s %-18s %-9s %-9s %-9s" % (
+            w("%-10s %-22s %-18s %-18s %-18s %-13s %-9s" % (
                 g["peer"], fspread(g["time_to_synced_s"], "{:.1f}"),
                 fspread(g["iops_before"]), fspread(g["iops_during"]),
                 fspread(g["iops_after"]),
-                fnum(med(g["dst_flushes_per_guest_flush"]), "{:.2f}"),
                 fratio(g["iops_during_vs_ceiling"]),
                 fratio(g["time_vs_dm_mirror"])))
     return "\n".join(L) + "\n"
@@ -354,8 +391,9 @@ plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
 set output 'b4-iops-over-time.png'
 set title 'B4: guest IOPS during the migration (fio randwrite 4k fsync=1, 1 job; t=0: table reloaded to the peer)'
 set xlabel 'seconds since the migration started'
-set ylabel 'guest write IOPS (0.5 s averages)'
-set yrange [0:*]
+set ylabel 'guest write IOPS (0.25 s averages, log scale)'
+set logscale y
+set yrange [10:*]
 set grid
 set key bottom right
 %s
@@ -387,6 +425,7 @@ def main():
         return 2
     bench = sys.argv[1]
     recs = load(bench)
+    enrich(bench, recs)
     if not recs:
         print("report: no records in %s/records.jsonl" % bench,
               file=sys.stderr)
@@ -396,6 +435,7 @@ def main():
         "host": platform.node(), "host_kernel": platform.release(),
         "host_cpus": os.cpu_count(),
         "guest": guest_params(bench),
+        "host_load": host_load(bench),
         "smoke": "--smoke" in sys.argv,
         "b2_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
                                   if r.get("phase") == "B2"), None),

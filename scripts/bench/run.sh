@@ -83,7 +83,10 @@ if [ -z "${TMPDIR:-}" ]; then
 fi
 export TMPDIR
 
-rm -rf "$BENCH/raw"
+# only the phases run now are replaced: "--phases B4" keeps B1-B3's records
+for ph in ${phases//,/ }; do
+	rm -rf "${BENCH:?}/raw/$ph"
+done
 mkdir -p "$BENCH/raw"
 fmb_args=()
 for v in $(compgen -v FMB_); do
@@ -111,6 +114,9 @@ for ph in ${phases//,/ }; do
 		FMB_PHASE="$ph" FMB_GUEST_TIMEOUT="$((tmo - 60))"
 		"${fmb_args[@]}"
 	)
+	# the host is shared: keep what else ran, for reading the spread
+	{ echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
+	  ps -eo pcpu,etime,comm --sort=-pcpu | head -n 6; } >"$res/host.txt"
 	log "bench $ph: booting $LINUX (mem=$mem, timeout ${tmo}s, results $res)"
 	t0=$(date +%s)
 	rc=0
@@ -119,6 +125,7 @@ for ph in ${phases//,/ }; do
 	pid=$!
 	wait "$pid" || rc=$?
 	kill -KILL -- "-$pid" 2>/dev/null || true
+	echo "end $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$res/host.txt"
 	log "bench $ph: UML exited with $rc after $(($(date +%s) - t0)) s"
 	grc=$(cat "$res/guest.rc" 2>/dev/null || echo none)
 	if [ "$grc" != 0 ] || [ ! -s "$res/records.jsonl" ]; then
