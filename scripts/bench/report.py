@@ -82,7 +82,8 @@ def host_load(bench):
         try:
             with open(os.path.join(raw, ph, "host.txt")) as f:
                 out[ph] = [l.strip() for l in f
-                           if l.startswith(("start", "end"))]
+                           if l.startswith(("kernel", "module", "start",
+                                            "end"))]
         except OSError:
             pass
     return out

@@ -23,15 +23,16 @@
 # non-zero only when the bench itself broke (build, boot, guest script,
 # missing records).
 #
-# Environment: FMB_* variables are passed to the guest (see guest.sh, e.g.
+# Environment: FMB_LINUX (another UML kernel, e.g. to compare two builds;
+# implies --no-build), FMB_BENCH_DIR (output directory), FMB_* variables are passed to the guest (see guest.sh, e.g.
 # FMB_SIZE_MB, FMB_B2_RATE, FMB_B4_SIZE_MB, FMB_B4_DELAY), FMB_MEM (UML
 # mem=, default from the device sizes), FM_SKIP_APT=1.
 set -euo pipefail
 
 . "$(dirname "$0")/../uml/common.sh"
 
-BENCH=$FM_BUILD/bench
-LINUX=$FM_BUILD/uml-bench/linux
+BENCH=${FMB_BENCH_DIR:-$FM_BUILD/bench}
+LINUX=${FMB_LINUX:-$FM_BUILD/uml-bench/linux}
 smoke= build=1 publish=
 phases=B1,B2,B3,B4
 while [ $# -gt 0 ]; do
@@ -57,7 +58,7 @@ if [ -n "$smoke" ]; then
 	export FMB_RUNS FMB_RUNTIME FMB_DELAYS FMB_SIZE_MB FMB_CACHE_MB \
 		FMB_B2_RATE FMB_B4_SIZE_MB FMB_B4_PRE FMB_B4_POST FMB_B4_LINEAR_S \
 		FMB_B3_JOBS
-	BENCH=$FM_BUILD/bench-smoke
+	BENCH=${FMB_BENCH_DIR:-$FM_BUILD/bench-smoke}
 fi
 
 # 1. packages: the UML build and guest tools, jq, gnuplot for the plots
@@ -66,6 +67,7 @@ if [ -z "${FM_SKIP_APT:-}" ]; then
 fi
 
 # 2. the non-debug kernel
+[ -z "${FMB_LINUX:-}" ] || build=
 if [ -n "$build" ]; then
 	"$FM_REPO/scripts/bench/build.sh" || die "bench kernel build failed"
 fi
@@ -90,7 +92,7 @@ done
 mkdir -p "$BENCH/raw"
 fmb_args=()
 for v in $(compgen -v FMB_); do
-	[ "$v" = FMB_MEM ] && continue
+	case $v in FMB_MEM|FMB_LINUX|FMB_BENCH_DIR) continue ;; esac
 	fmb_args+=("$v=${!v}")
 done
 
@@ -115,7 +117,9 @@ for ph in ${phases//,/ }; do
 		"${fmb_args[@]}"
 	)
 	# the host is shared: keep what else ran, for reading the spread
-	{ echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
+	{ echo "kernel $LINUX $(stat -c %y "$LINUX")"
+	  echo "module $(git -C "$FM_REPO" log -1 --format=%h -- dm-flushmirror.c dm-flushmirror.h 2>/dev/null) $(sha1sum "$FM_TREE/drivers/md/flushmirror/dm-flushmirror.c" 2>/dev/null | cut -c1-12)"
+	  echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
 	  ps -eo pcpu,etime,comm --sort=-pcpu | head -n 6; } >"$res/host.txt"
 	log "bench $ph: booting $LINUX (mem=$mem, timeout ${tmo}s, results $res)"
 	t0=$(date +%s)
