@@ -658,8 +658,9 @@ struct fm_io {
  * @guest_flushes: guest flush bios seen
  * @dest_flushes: destination flushes issued
  * @dest_errors: destination I/O errors seen (writes, flushes, copies)
- * @flush_failed: a destination flush failed since the last retry: what its
- *	cache held is lost, so a retry copies every region again
+ * @recopy_all: since the last retry, a destination flush failed, or the
+ *	destination failed while it has a volatile write cache: what that
+ *	cache held may be lost, so a retry copies every region again
  * @flush_bio: the shared destination flush; in flight iff @gen.busy
  *	(not protected by @lock: owned by whoever set @gen.busy)
  * @wq: runs @copy_work, @flush_work and @event_work
@@ -691,7 +692,7 @@ struct flushmirror_c {
 	u64 guest_flushes;
 	u64 dest_flushes;
 	u64 dest_errors;
-	bool flush_failed;
+	bool recopy_all;
 
 	struct bio flush_bio;
 	struct workqueue_struct *wq;
@@ -727,12 +728,16 @@ static void fm_kick_copier(struct flushmirror_c *fm)
 
 /*
  * fm_dest_failed - a destination I/O failed: the guest goes on with the
- * source alone.  Regions written from now on are left to a retry.
+ * source alone.  Regions written from now on are left to a retry.  A
+ * failing device with a volatile cache (one that vanishes, say) may have
+ * dropped writes it had completed, so the retry must copy everything.
  * Context: any, with fm->lock held.
  */
 static void fm_dest_failed(struct flushmirror_c *fm)
 {
 	fm->dest_errors++;
+	if (bdev_write_cache(fm->dst->bdev))
+		fm->recopy_all = true;
 	if (fm->phase == FM_FAILED)
 		return;
 	fm_gen_leave_sync(&fm->gen);
@@ -858,7 +863,7 @@ static void fm_own_flush_endio(struct bio *clone)
 
 	spin_lock_irqsave(&fm->lock, flags);
 	if (clone->bi_status) {
-		fm->flush_failed = true;
+		fm->recopy_all = true;
 		fm_dest_failed(fm);
 	} else {
 		fm_gen_own_flush_done(&fm->gen, io->mark);
@@ -914,7 +919,7 @@ static void fm_shared_flush_endio(struct bio *bio)
 	spin_lock_irqsave(&fm->lock, flags);
 	res = fm_gen_flush_done(&fm->gen, ok);
 	if (!ok) {
-		fm->flush_failed = true;
+		fm->recopy_all = true;
 		fm_dest_failed(fm);
 	}
 	if (res.synced && fm->phase != FM_FAILED)
@@ -1616,13 +1621,13 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 			why = "retry: not failed";
 			break;
 		}
-		if (fm->flush_failed) {
+		if (fm->recopy_all) {
 			/* Keep only the regions copy jobs own right now. */
 			bitmap_and(fm->rg.copied, fm->rg.copied, fm->rg.busy,
 				   fm->rg.nr);
 			fm->rg.nr_copied = bitmap_weight(fm->rg.copied,
 							 fm->rg.nr);
-			fm->flush_failed = false;
+			fm->recopy_all = false;
 		}
 		fm_set_phase(fm, FM_COPYING);
 		fm_kick_copier(fm);
