@@ -220,7 +220,7 @@ rc=0
 wait "$pid" || rc=$?
 kill -KILL -- "-$pid" 2>/dev/null || true
 log "QEMU exited with $rc after $(($(date +%s) - start)) s"
-[ "$rc" -eq 124 ] && log "QEMU TIMED OUT after ${timeout_s}s"
+if [ "$rc" -eq 124 ]; then log "QEMU TIMED OUT after ${timeout_s}s"; fi
 
 }
 
