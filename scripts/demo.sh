@@ -7,8 +7,8 @@
 #  1. scripts/uml/build.sh (build only, FM_NO_KUNIT=1) installs the packages
 #     it needs with apt-get, unpacks Debian's linux-source-6.12 into .build/
 #     and builds the User-Mode Linux kernel .build/uml/linux with
-#     dm-flushmirror built in.  The first run takes a few minutes; later runs
-#     reuse the build.
+#     dm-flushmirror built in.  The first run takes 10 to 25 minutes on two
+#     cores; later runs reuse the build.
 #  2. boots it with the host's / as a read-only hostfs root (no image, no
 #     root filesystem to build), the way scripts/uml/run-e2e.sh does, with
 #     scripts/demo-guest.sh as PID 1, and shows what the guest prints.
@@ -50,7 +50,7 @@ RES=$FM_BUILD/results/demo
 if [ "$build" = 1 ]; then
 	[ -x "$REPO/scripts/uml/build.sh" ] || die "scripts/uml/build.sh missing"
 	[ "$(id -u)" = 0 ] || log "not root: the package check (apt-get) may fail"
-	log "building the User-Mode Linux kernel with dm-flushmirror (first run: a few minutes)"
+	log "building the User-Mode Linux kernel with dm-flushmirror (first run: 10 minutes or more)"
 	FM_NO_KUNIT=1 "$REPO/scripts/uml/build.sh" ||
 		die "the UML build failed (log: .build/logs/kunit.log)"
 fi
