@@ -1417,7 +1417,6 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		fm->jobs[i].fm = fm;
 		INIT_LIST_HEAD(&fm->jobs[i].waiting);
 	}
-	fm->thr.stamp = jiffies;
 	/* Nothing runs until resume. */
 	fm->suspending = true;
 
@@ -1518,6 +1517,9 @@ static void fm_resume(struct dm_target *ti)
 	struct flushmirror_c *fm = ti->private;
 
 	spin_lock_irq(&fm->lock);
+	/* No budget saved up while suspended: no burst above the rate. */
+	fm->thr.tokens = 0;
+	fm->thr.stamp = jiffies;
 	fm->suspending = false;
 	fm_kick_copier(fm);
 	spin_unlock_irq(&fm->lock);
