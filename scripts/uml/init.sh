@@ -53,6 +53,12 @@ mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/confi
 for d in /tmp /run /var/tmp /var/lock /var/run /root; do
 	[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
 done
+# a repository under one of those (e.g. a CI clone in /tmp) is hidden by the
+# tmpfs now: show it again at the same path (hostfs, read-only)
+if [ -n "${FM_REPO:-}" ] && [ ! -d "$FM_REPO/scripts/e2e" ]; then
+	mkdir -p "$FM_REPO" && mount -r -t hostfs -o "$FM_REPO" none "$FM_REPO" ||
+		say "cannot mount hostfs $FM_REPO"
+fi
 mkdir -p /run/lock /run/fm-results /tmp/fm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
