@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 400
 # t10-table: constructor argument checking (SPEC.md section 3).
 # Every malformed table is rejected with a specific error, leaves no device
 # and holds no reference on the legs; a valid table still works afterwards;

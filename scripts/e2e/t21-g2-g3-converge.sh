@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 400
 # t21-g2-g3-converge: G2 convergence and G3 equality.  A 256 MiB source is
 # copied while fio writes at full speed all over it (random 4k writes,
 # verify=crc32c with a verify backlog); the copy must reach "synced" while

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 400
 # t22-g5-economy: G5 flush economy with policy generation, counted twice:
 # from the status fields (guest_flushes, dest_flushes) and from the
 # destination's own stat flush counter (null_blk with a write-back cache).

@@ -56,6 +56,7 @@ cut_run() {
 	dd if=$E2E_TMP/p3 of=$M bs=$BS seek=100 oflag=direct conv=notrunc status=none
 	fm_status fmg
 	info "$tag before the cut: $ST_RAW; dest flushes (stat) $(flush_count $D)"
+	info "$tag dm queue: write_cache=$(cat $(dev_sysdir $M)/queue/write_cache) fua=$(cat $(dev_sysdir $M)/queue/fua)"
 	# sanity: everything is on the destination (in its cache) before the cut
 	if ! dcmp $S $D -s; then
 		CUT_OK=0; LOST="destination differs from source before the cut"; return

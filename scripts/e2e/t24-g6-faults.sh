@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 600
 # t24-g6-faults: G6 isolation.  The destination sits behind a dm-linear
 # ("fmx_dl") that is switched to dm-flakey with error_writes, or to the
 # error target, during the copy and after synced, and a destination
@@ -7,7 +8,8 @@
 # fio (with verify) sees no error, the phase goes to failed, the dm event
 # fires (dmsetup wait), dest_errors > 0; once the destination is healthy
 # again, "retry" returns to synced and the legs are equal.  Last, errors
-# on the source (dm-dust) do reach the guest.
+# on the source (dm-flakey write errors, dm-dust read errors) do reach the
+# guest, and a region whose source write failed is copied again.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -169,6 +171,32 @@ vanish() {	# vanish NAME CACHE_MIB load|quiet
 vanish vanish-writethrough 0 load
 vanish vanish-writeback $((MIB * 2)) load
 vanish vanish-writeback-quiet $((MIB * 2)) quiet
+
+# ---- write errors on the source reach the guest, and the region is not
+# left marked in sync: source behind a linear switched to flakey
+info "=== source write errors"
+dm_create fmx_sl "0 $N linear $S 0" || die "cannot create source linear"
+SL=/dev/mapper/fmx_sl
+relink || fail source-werr-setup "cannot relink the destination"
+fm_create fmx $SL $L 128 && wait_phase fmx synced 60
+dm_reload fmx_sl "0 $N flakey $S 0 0 5 1 error_writes"
+if dd if=/dev/urandom of=$M bs=4k count=1 seek=5000 oflag=direct conv=notrunc status=none 2>/dev/null; then
+	fail source-write-error-reaches-guest "write to a failing source succeeded"
+else
+	pass source-write-error-reaches-guest
+fi
+if dd if=/dev/null of=$M conv=fsync,notrunc status=none 2>/dev/null; then
+	fail source-flush-error-reaches-guest "flush of a failing source succeeded"
+else
+	pass source-flush-error-reaches-guest
+fi
+dm_reload fmx_sl "0 $N linear $S 0"
+fm_status fmx
+info "after source errors: $ST_RAW"
+check_phase source-werr-back-to-synced fmx synced 60
+check source-werr-legs-equal dcmp $S $D
+check_inv source-werr-invariants fmx
+dm_remove fmx
 
 # ---- errors on the source reach the guest (dm-dust under the source)
 info "=== source errors"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 600
 # t27-g4-powercut-many: G4 at many cut points (issue 3).  Writers put
 # blocks with unique contents ("cut K job J seq I") on the synced device
 # and fsync now and then, recording after each completed fsync how far they
