@@ -56,13 +56,9 @@ static enum fm_flush_action fm_gen_request(struct fm_gen *g, u64 need,
 {
 	if (!force && g->wf >= need)
 		return FM_FLUSH_NONE;
-	if (g->busy) {
-		if (!force && g->mark >= need)
-			return FM_FLUSH_WAIT;
-		g->want = max(g->want, need);
+	if (!force && g->busy && g->mark >= need)
 		return FM_FLUSH_WAIT;
-	}
-	g->busy = true;
+	g->busy++;
 	g->mark = g->wm;
 	return FM_FLUSH_ISSUE;
 }
@@ -72,9 +68,9 @@ static enum fm_flush_action fm_gen_request(struct fm_gen *g, u64 need,
  * @g: the counters
  * @policy: the flush policy in force
  *
- * Sets FR to SG.  With %FM_FLUSH_ISSUE the caller must issue the shared
- * destination flush; with %FM_FLUSH_OWN a destination flush of its own,
- * capturing WM.
+ * Sets FR to SG.  With %FM_FLUSH_ISSUE the caller must issue a shared
+ * destination flush; with %FM_FLUSH_OWN a destination flush of its own.
+ * Either captures WM when it is issued.
  *
  * Context: any; the caller holds the lock that protects @g.
  * Return: the action, see &enum fm_flush_action.
@@ -109,72 +105,44 @@ static void fm_gen_write_done(struct fm_gen *g, bool on_both)
  * fm_gen_enter_sync - every region is copied and nothing is on one leg only
  * @g: the counters
  *
- * Sets WM to SG and asks for the transition flush.  The caller reports
- * synced only when fm_gen_flush_done() says so.
+ * Sets WM to SG and decides the transition flush: the caller must issue it
+ * and report synced when it completes successfully.
  *
  * Context: any; the caller holds the lock that protects @g.
- * Return: %FM_FLUSH_ISSUE if the caller must issue the shared flush now,
- * %FM_FLUSH_WAIT if it follows the one in flight.
  */
-static enum fm_flush_action fm_gen_enter_sync(struct fm_gen *g)
+static void fm_gen_enter_sync(struct fm_gen *g)
 {
-	enum fm_flush_action act;
-
 	g->in_sync = true;
 	g->wm = g->sg;
-	act = fm_gen_request(g, g->wm, true);
-	if (act == FM_FLUSH_ISSUE)
-		g->sync_busy = true;
-	else
-		g->sync_want = true;
-	return act;
+	fm_gen_request(g, g->wm, true);
 }
 
 /**
  * fm_gen_leave_sync - the destination no longer holds every write
  * @g: the counters
  *
- * WM freezes until the next fm_gen_enter_sync(); nothing queued behind the
- * flush in flight is issued any more.
+ * WM freezes until the next fm_gen_enter_sync().
  *
  * Context: any; the caller holds the lock that protects @g.
  */
 static void fm_gen_leave_sync(struct fm_gen *g)
 {
 	g->in_sync = false;
-	g->want = 0;
-	g->sync_want = false;
-	g->sync_busy = false;
 }
 
 /**
- * fm_gen_flush_done - the shared destination flush completed
+ * fm_gen_flush_done - a shared destination flush completed
  * @g: the counters
+ * @mark: the WM it captured when it was issued
  * @ok: it succeeded
  *
  * Context: any; the caller holds the lock that protects @g.
- * Return: whether to issue the next shared flush (WM is captured already)
- * and whether the transition to synced is complete.
  */
-static struct fm_flush_done fm_gen_flush_done(struct fm_gen *g, bool ok)
+static void fm_gen_flush_done(struct fm_gen *g, u64 mark, bool ok)
 {
-	struct fm_flush_done res = { };
-
-	g->busy = false;
-	if (ok) {
-		g->wf = max(g->wf, g->mark);
-		res.synced = g->sync_busy;
-	}
-	g->sync_busy = false;
-	if (ok && g->in_sync && (g->sync_want || g->want > g->wf)) {
-		g->busy = true;
-		g->mark = g->wm;
-		g->sync_busy = g->sync_want;
-		g->sync_want = false;
-		res.issue_next = true;
-	}
-	g->want = 0;
-	return res;
+	g->busy--;
+	if (ok)
+		g->wf = max(g->wf, mark);
 }
 
 /**
@@ -633,6 +601,20 @@ struct fm_io {
 	bool dst_fua;
 };
 
+/**
+ * struct fm_dflush - a shared destination flush
+ * @fm: the target
+ * @mark: the WM it captured when it was issued
+ * @sync: it is the transition flush: its success makes the phase synced
+ * @bio: the flush bio, allocated from flushmirror_c::bs
+ */
+struct fm_dflush {
+	struct flushmirror_c *fm;
+	u64 mark;
+	bool sync;
+	struct bio bio;
+};
+
 #define FM_INFLIGHT_BITS 8
 
 /**
@@ -661,15 +643,17 @@ struct fm_io {
  * @recopy_all: since the last retry, a destination flush failed, or the
  *	destination failed while it has a volatile write cache: what that
  *	cache held may be lost, so a retry copies every region again
- * @flush_bio: the shared destination flush; in flight iff @gen.busy
- *	(not protected by @lock: owned by whoever set @gen.busy)
+ * @flush_queued: shared destination flushes decided where no bio can be
+ *	submitted (under @lock, or in a completion); @flush_work issues them
+ * @sync_queued: one of them is the transition flush
  * @wq: runs @copy_work, @flush_work and @event_work
  * @copy_work: the copier: claims regions and submits copy jobs
- * @flush_work: issues @flush_bio when a completion decided to
+ * @flush_work: issues the queued destination flushes
  * @event_work: raises the dm event of a phase change
  * @kcopyd: the kcopyd client
- * @bs: bio set for the clones sent to each leg
- * @wait: woken when a copy job or the shared flush ends (suspend waits)
+ * @bs: bio set for the clones sent to each leg and the destination
+ *	flushes (front_pad holds a &struct fm_dflush)
+ * @wait: woken when a copy job or a shared flush ends (suspend waits)
  */
 struct flushmirror_c {
 	struct dm_target *ti;
@@ -693,8 +677,9 @@ struct flushmirror_c {
 	u64 dest_flushes;
 	u64 dest_errors;
 	bool recopy_all;
+	unsigned int flush_queued;
+	bool sync_queued;
 
-	struct bio flush_bio;
 	struct workqueue_struct *wq;
 	struct delayed_work copy_work;
 	struct work_struct flush_work;
@@ -759,6 +744,19 @@ static void fm_region_unsynced(struct flushmirror_c *fm, unsigned long r)
 	fm_kick_copier(fm);
 }
 
+/*
+ * fm_queue_dest_flush - have fm_flush_work() issue a shared destination
+ * flush decided where no bio can be submitted.
+ * Context: any, with fm->lock held.
+ */
+static void fm_queue_dest_flush(struct flushmirror_c *fm, bool sync)
+{
+	fm->dest_flushes++;
+	fm->flush_queued++;
+	fm->sync_queued |= sync;
+	queue_work(fm->wq, &fm->flush_work);
+}
+
 /* ------------------------------------------------------------------------
  * Completing held bios.
  * ------------------------------------------------------------------------
@@ -799,10 +797,8 @@ static void fm_mirror_done(struct fm_io *io)
 			io->fr = fm->gen.wm;
 			atomic_set(&io->legs, 1);
 			list_add_tail(&io->list, &fm->flush_waiters);
-			if (act == FM_FLUSH_ISSUE) {
-				fm->dest_flushes++;
-				queue_work(fm->wq, &fm->flush_work);
-			}
+			if (act == FM_FLUSH_ISSUE)
+				fm_queue_dest_flush(fm, false);
 			spin_unlock_irqrestore(&fm->lock, flags);
 			return;
 		}
@@ -874,70 +870,85 @@ static void fm_own_flush_endio(struct bio *clone)
 }
 
 /*
- * fm_submit_shared_flush - issue the shared destination flush.  The
- * caller set fm->gen.busy under fm->lock and accounted it.
- * Context: process (submits a bio).
- */
-static void fm_shared_flush_endio(struct bio *bio);
-
-static void fm_submit_shared_flush(struct flushmirror_c *fm)
-{
-	bio_init(&fm->flush_bio, fm->dst->bdev, NULL, 0,
-		 REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC);
-	fm->flush_bio.bi_end_io = fm_shared_flush_endio;
-	fm->flush_bio.bi_private = fm;
-	if (debug_skip_dest_flush) {
-		bio_endio(&fm->flush_bio);
-		return;
-	}
-	submit_bio_noacct(&fm->flush_bio);
-}
-
-static void fm_flush_work(struct work_struct *ws)
-{
-	fm_submit_shared_flush(container_of(ws, struct flushmirror_c,
-					    flush_work));
-}
-
-/*
- * fm_shared_flush_endio - the shared destination flush completed: move
- * WF, release the guest flushes it covers, and issue the next one if a
- * guest flush waits for newer writes.
+ * fm_dest_flush_endio - a shared destination flush completed: move WF and
+ * release the guest flushes it covers.
  * Context: bio completion (any).
  */
-static void fm_shared_flush_endio(struct bio *bio)
+static void fm_dest_flush_endio(struct bio *bio)
 {
-	struct flushmirror_c *fm = bio->bi_private;
+	struct fm_dflush *df = container_of(bio, struct fm_dflush, bio);
+	struct flushmirror_c *fm = df->fm;
 	bool ok = !bio->bi_status;
-	struct fm_flush_done res;
 	struct fm_io *io, *tmp;
 	unsigned long flags;
 	LIST_HEAD(done);
 
-	bio_uninit(bio);
-
 	spin_lock_irqsave(&fm->lock, flags);
-	res = fm_gen_flush_done(&fm->gen, ok);
+	fm_gen_flush_done(&fm->gen, df->mark, ok);
 	if (!ok) {
 		fm->recopy_all = true;
 		fm_dest_failed(fm);
-	}
-	if (res.synced && fm->phase != FM_FAILED)
+	} else if (df->sync && fm->gen.in_sync && fm->phase != FM_FAILED) {
 		fm_set_phase(fm, FM_SYNCED);
+	}
 	list_for_each_entry_safe(io, tmp, &fm->flush_waiters, list)
 		if (io->fr <= fm->gen.wf || !fm->gen.in_sync || !ok)
 			list_move_tail(&io->list, &done);
-	if (res.issue_next) {
-		fm->dest_flushes++;
-		queue_work(fm->wq, &fm->flush_work);
-	}
 	spin_unlock_irqrestore(&fm->lock, flags);
+	bio_put(bio);
 
 	list_for_each_entry_safe(io, tmp, &done, list) {
 		list_del_init(&io->list);
 		fm_leg_done(io);
 	}
 	wake_up_all(&fm->wait);
+}
+
+/*
+ * fm_issue_dest_flush - issue a shared destination flush that the caller
+ * decided (fm_gen_request() said %FM_FLUSH_ISSUE) and accounted.  It
+ * captures WM now, which is at least the WM of the decision.
+ * Context: process (allocates and submits a bio).
+ */
+static void fm_issue_dest_flush(struct flushmirror_c *fm, bool sync)
+{
+	struct fm_dflush *df;
+	struct bio *bio;
+
+	bio = bio_alloc_bioset(fm->dst->bdev, 0,
+			       REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC,
+			       GFP_NOIO, &fm->bs);
+	df = container_of(bio, struct fm_dflush, bio);
+	df->fm = fm;
+	df->sync = sync;
+	spin_lock_irq(&fm->lock);
+	df->mark = fm->gen.wm;
+	spin_unlock_irq(&fm->lock);
+	bio->bi_end_io = fm_dest_flush_endio;
+	if (debug_skip_dest_flush)
+		bio_endio(bio);
+	else
+		submit_bio_noacct(bio);
+}
+
+static void fm_flush_work(struct work_struct *ws)
+{
+	struct flushmirror_c *fm = container_of(ws, struct flushmirror_c,
+						flush_work);
+	unsigned int n;
+	bool sync;
+
+	spin_lock_irq(&fm->lock);
+	n = fm->flush_queued;
+	sync = fm->sync_queued;
+	fm->flush_queued = 0;
+	fm->sync_queued = false;
+	spin_unlock_irq(&fm->lock);
+
+	while (n--) {
+		fm_issue_dest_flush(fm, sync);
+		sync = false;
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -1001,7 +1012,7 @@ static int fm_map_flush(struct flushmirror_c *fm, struct fm_io *io,
 	}
 	submit_bio_noacct(src);
 	if (act == FM_FLUSH_ISSUE)
-		fm_submit_shared_flush(fm);
+		fm_issue_dest_flush(fm, false);
 	return DM_MAPIO_SUBMITTED;
 }
 
@@ -1132,10 +1143,8 @@ static void fm_check_synced(struct flushmirror_c *fm)
 	if (fm->gen.in_sync || fm->phase == FM_FAILED ||
 	    fm->rg.nr_copied != fm->rg.nr)
 		return;
-	if (fm_gen_enter_sync(&fm->gen) == FM_FLUSH_ISSUE) {
-		fm->dest_flushes++;
-		queue_work(fm->wq, &fm->flush_work);
-	}
+	fm_gen_enter_sync(&fm->gen);
+	fm_queue_dest_flush(fm, true);
 }
 
 static void fm_copy_done(int read_err, unsigned long write_err, void *context)
@@ -1387,7 +1396,8 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		fm->phase = FM_SYNCED;
 	}
 
-	r = bioset_init(&fm->bs, BIO_POOL_SIZE * 2, 0, BIOSET_NEED_RESCUER);
+	r = bioset_init(&fm->bs, BIO_POOL_SIZE * 2,
+			offsetof(struct fm_dflush, bio), BIOSET_NEED_RESCUER);
 	if (r) {
 		ti->error = "Cannot allocate bio set";
 		goto bad;
@@ -1481,7 +1491,7 @@ static void fm_presuspend_undo(struct dm_target *ti)
 /*
  * fm_postsuspend - leave the destination ready for a switchover.  dm has
  * drained every guest bio.
- *   1. Wait for the shared destination flush in flight, if any.
+ *   1. Wait for the shared destination flushes in flight, if any.
  *   2. If in sync and writes are not flushed yet, issue a last
  *      destination flush, and go back to 1: then WF = WM = SG.
  */
@@ -1508,7 +1518,7 @@ static void fm_postsuspend(struct dm_target *ti)
 		if (act == FM_FLUSH_NONE)
 			return;
 		if (act == FM_FLUSH_ISSUE)
-			fm_submit_shared_flush(fm);
+			fm_issue_dest_flush(fm, false);
 	}
 }
 

@@ -51,9 +51,9 @@ enum fm_policy {
  * enum fm_flush_action - what a guest flush needs from the destination
  * @FM_FLUSH_NONE: nothing: the destination already holds it durably, or it
  *	is not promised anything yet (still copying, or failed).
- * @FM_FLUSH_WAIT: wait for the shared destination flush in flight, or for
- *	the next one, which is issued when the one in flight completes.
- * @FM_FLUSH_ISSUE: issue the shared destination flush now and wait for it.
+ * @FM_FLUSH_WAIT: wait for a shared destination flush in flight that
+ *	covers it.
+ * @FM_FLUSH_ISSUE: issue a shared destination flush now and wait for it.
  * @FM_FLUSH_OWN: policy always: issue a destination flush of its own.
  */
 enum fm_flush_action {
@@ -70,18 +70,14 @@ enum fm_flush_action {
  *	completed write.  Follows @sg while @in_sync, frozen otherwise.
  * @fr: flush request: @sg when the latest guest flush arrived.
  * @wf: writes flushed: the @wm captured when the latest completed
- *	destination flush was issued.  Invariant: @wf <= @wm <= @sg, @fr <= @sg.
- * @mark: the @wm captured by the shared destination flush in flight.
- *	Meaningful only while @busy.
- * @want: the highest @fr queued behind the flush in flight that it does
- *	not cover (@want > @mark); 0 when none is queued.
+ *	destination flush was issued (the highest, if they complete out of
+ *	order).  Invariant: @wf <= @wm <= @sg, @fr <= @sg.
+ * @mark: the @wm when the latest shared destination flush was decided; the
+ *	flush captures at least that.  A guest flush with FR <= @mark waits for
+ *	it while it is in flight (if it completed, @wf >= @mark already).
+ * @busy: shared destination flushes decided and not yet completed.
  * @in_sync: every region is copied and nothing in flight is on one leg
  *	only, so each completed write is on both legs and @wm follows @sg.
- * @busy: the shared destination flush is in flight.  At most one is.
- * @sync_want: the transition to synced needs a destination flush that has
- *	not been issued yet (one was in flight when the copy finished).
- * @sync_busy: the shared flush in flight is the transition flush; its
- *	successful completion makes the phase synced.
  */
 struct fm_gen {
 	u64 sg;
@@ -89,21 +85,8 @@ struct fm_gen {
 	u64 fr;
 	u64 wf;
 	u64 mark;
-	u64 want;
+	unsigned int busy;
 	bool in_sync;
-	bool busy;
-	bool sync_want;
-	bool sync_busy;
-};
-
-/**
- * struct fm_flush_done - what to do once the shared destination flush ends
- * @issue_next: issue the next shared flush now (fm_gen::busy stays true).
- * @synced: the transition flush completed: report the phase synced.
- */
-struct fm_flush_done {
-	bool issue_next;
-	bool synced;
 };
 
 /**
