@@ -175,6 +175,10 @@ vanish vanish-writeback-quiet $((MIB * 2)) quiet
 # ---- write errors on the source reach the guest, and the region is not
 # left marked in sync: source behind a linear switched to flakey
 info "=== source write errors"
+# the source gets a write-back cache, or the block layer drops the flushes
+# to it (and to the flakey above it) before they can fail
+nb_power fmx_src 0 && echo $((MIB * 2)) >$NB_CFG/fmx_src/cache_size &&
+	nb_power fmx_src 1 && wait_bdev $S 10 || fail source-werr-setup "cannot give the source a cache"
 dm_create fmx_sl "0 $N linear $S 0" || die "cannot create source linear"
 SL=/dev/mapper/fmx_sl
 relink || fail source-werr-setup "cannot relink the destination"
