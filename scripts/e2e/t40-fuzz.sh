@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 600
 # t40-fuzz: generated tables and messages (issue 3, "Bad input").
 # A seeded generator builds tables from argument pools chosen around every
 # limit (counts, numbers at and past 32 bits, region sizes around 8 and
