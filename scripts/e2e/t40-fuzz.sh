@@ -14,8 +14,8 @@
 e2e_setup
 
 SEED=${FUZZ_SEED:-20261125}
-NT=${FUZZ_TABLES:-900}
-NM=${FUZZ_MSGS:-300}
+NT=${FUZZ_TABLES:-600}
+NM=${FUZZ_MSGS:-200}
 RANDOM=$SEED
 
 nb_create fz_src 16 || die "cannot create null_blk fz_src"
@@ -133,6 +133,7 @@ squash() { local a out=(); for a in "$@"; do [ -n "$a" ] && out+=("$a"); done; A
 t_bad=0 t_rej=0 t_acc=0
 log0=$(dmesg | wc -l)
 for ((n = 0; n < NT; n++)); do
+	[ $((n % 100)) -eq 0 ] && info "table $n at ${SECONDS}s"
 	gen_table
 	squash "${ARGS[@]}"
 	choose len "$N" LENS
