@@ -7,7 +7,11 @@
 #  2. e2e: scripts/uml/run-e2e.sh boots it and runs every scripts/e2e/t*.sh;
 #  3. build/style (G9): out-of-tree module builds with W=1 against Debian's
 #     newest linux-headers 6.1 and 6.12 (any warning fails), sparse (C=2,
-#     6.12 headers) and checkpatch --strict.
+#     6.12 headers) and checkpatch --strict;
+#  4. qemu-debian (G9, two CPUs): scripts/qemu/run-debian.sh boots Debian's
+#     stock 6.1 kernel in QEMU (TCG, -smp 2) with the module built against
+#     its headers and insmod-ed, and runs the e2e tests there (skipped when
+#     less than 20 minutes of the budget are left, or with FM_NO_QEMU=1).
 # Prints per-section counts and ends with exactly one line
 # "N passed, N failed, N skipped"; exits 1 when anything failed.
 # Logs: .build/logs/, .build/results/.
@@ -110,7 +114,8 @@ oot_build "sparse-6.12" "$hdr612" C=2
 
 if [ "$have_src" -eq 1 ] && [ -x "$FM_TREE/scripts/checkpatch.pl" ]; then
 	if "$FM_TREE/scripts/checkpatch.pl" --strict --no-tree --no-summary \
-		--terse -f dm-flushmirror.c dm-flushmirror.h >"$LOGDIR/checkpatch.log" 2>&1 &&
+		--terse -f dm-flushmirror.c dm-flushmirror.h \
+		kunit/dm-flushmirror-test.c >"$LOGDIR/checkpatch.log" 2>&1 &&
 		[ ! -s "$LOGDIR/checkpatch.log" ]; then
 		ok "checkpatch --strict"
 	else
@@ -123,7 +128,23 @@ fi
 add "$bp" "$bf" 0
 echo "--- build/style: $bp passed, $bf failed"
 
-echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0 (passed/failed/skipped)"
+# --- 4. Debian's stock 6.1 kernel, two CPUs (G9, G8 concurrency) ---------
+echo "=== e2e on Debian's stock 6.1 kernel (QEMU TCG -smp 2, module insmod-ed)"
+left=$((BUDGET - ($(date +%s) - start) - 120))
+if [ "${FM_NO_QEMU:-}" ]; then
+	echo "SKIP: qemu-debian: FM_NO_QEMU is set"
+	qp=0 qf=0 qs=1
+elif [ "$left" -lt 1200 ]; then
+	echo "SKIP: qemu-debian: only ${left}s of the time budget left"
+	qp=0 qf=0 qs=1
+else
+	scripts/qemu/run-debian.sh -t $((left - 300)) || true
+	read -r qp qf qs < <(readsum "$FM_BUILD/results/qemu-debian/summary")
+fi
+add "$qp" "$qf" "$qs"
+echo "--- qemu-debian: $qp passed, $qf failed, $qs skipped"
+
+echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0, qemu-debian $qp/$qf/$qs (passed/failed/skipped)"
 echo "$P passed, $F failed, $S skipped"
 [ "$F" -eq 0 ]
 exit
