@@ -77,11 +77,13 @@ run_kunit() {
 	p=$(num passed)
 	f2=$(($(num failed) + $(num crashed) + $(num errors)))
 	s=$(num skipped)
-	if grep -aE 'BUG:|WARNING:|KASAN|possible circular locking|Call Trace' "$klog" >&2; then
-		echo "FAIL: kernel reports in $klog"
+	# kunit.py keeps the raw kernel log in the build dir
+	local raw=$FM_BUILD/kunit-x86/test.log
+	if grep -aE 'BUG:|WARNING:|KASAN:|possible circular locking|Call Trace' "$raw" >&2; then
+		echo "FAIL: kernel reports in $raw"
 		f2=$((f2 + 1))
 	fi
-	grep -a 'smp: Brought up' "$klog" >&2 || true
+	grep -a 'smp: Brought up' "$raw" >&2 || true
 	echo "qemu-kunit: $p passed, $f2 failed, $s skipped"
 	[ "$rc" -eq 0 ] && [ "$f2" -eq 0 ]
 }
