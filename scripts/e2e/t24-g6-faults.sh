@@ -204,17 +204,22 @@ dm_remove fmx
 
 # ---- errors on the source reach the guest (dm-dust under the source)
 info "=== source errors"
-dm_create fmx_sd "0 $N dust $S 0 512" || die "cannot create dust"
-SD=/dev/mapper/fmx_sd
-fm_create fmx $SD $L 128 && wait_phase fmx synced 60
-timeout 10 dmsetup message fmx_sd 0 addbadblock 1000
-timeout 10 dmsetup message fmx_sd 0 enable
-if dd if=$M of=/dev/null bs=512 skip=1000 count=1 iflag=direct status=none 2>/dev/null; then
-	fail source-read-error-reaches-guest "read of a bad source block succeeded"
+if ! grep -q '^dust ' <<<"$(dmsetup targets)"; then
+	# Debian's 6.1 kernel ships no dm-dust
+	skip source-read-error-reaches-guest "no dm-dust target in this kernel"
 else
-	pass source-read-error-reaches-guest
+	dm_create fmx_sd "0 $N dust $S 0 512" || die "cannot create dust"
+	SD=/dev/mapper/fmx_sd
+	fm_create fmx $SD $L 128 && wait_phase fmx synced 60
+	timeout 10 dmsetup message fmx_sd 0 addbadblock 1000
+	timeout 10 dmsetup message fmx_sd 0 enable
+	if dd if=$M of=/dev/null bs=512 skip=1000 count=1 iflag=direct status=none 2>/dev/null; then
+		fail source-read-error-reaches-guest "read of a bad source block succeeded"
+	else
+		pass source-read-error-reaches-guest
+	fi
+	check source-good-blocks-readable dd if=$M of=/dev/null bs=512 skip=2000 count=8 iflag=direct status=none
+	timeout 10 dmsetup message fmx_sd 0 disable
+	check_inv source-error-invariants fmx
+	dm_remove fmx
 fi
-check source-good-blocks-readable dd if=$M of=/dev/null bs=512 skip=2000 count=8 iflag=direct status=none
-timeout 10 dmsetup message fmx_sd 0 disable
-check_inv source-error-invariants fmx
-dm_remove fmx
