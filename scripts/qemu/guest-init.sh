@@ -46,9 +46,17 @@ ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /dev/shm
+# A repository under one of the tmpfs places below (a CI clone in /tmp, say)
+# would be hidden by them: keep a view of the root to show it again.
+mkdir -p /dev/.root && mount --bind / /dev/.root
 for d in /tmp /run /var/tmp /var/lock /var/run /root; do
 	[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
 done
+if [ -n "${FM_REPO:-}" ] && [ ! -d "$FM_REPO/scripts/e2e" ]; then
+	mkdir -p "$FM_REPO" &&
+		mount --bind "/dev/.root$FM_REPO" "$FM_REPO" ||
+		say "cannot show $FM_REPO again"
+fi
 mkdir -p /run/lock /run/fm-results /tmp/fm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
