@@ -40,6 +40,9 @@ while [ $SECONDS -lt $end ]; do
 	fm_status fme
 	st=$(dfl)
 	[ "$ST_PHASE" = copying ] || break
+	# every region copied: the transition flush may be in flight while
+	# the phase still says copying (SPEC 2); that flush is checked below
+	[ "$ST_COPIED" -lt "$ST_TOTAL" ] || break
 	n=$((n + 1))
 	last_copying="$ST_RAW stat+$((st - df_stat0))"
 	if [ "$ST_DF" -ne 0 ] || [ "$st" -ne "$df_stat0" ]; then
@@ -49,6 +52,7 @@ while [ $SECONDS -lt $end ]; do
 	fm_inv_ok fme || bad="invariants: $INV_ERR"
 	sleep 0.2
 done
+[ -n "$bad" ] || [ "$ST_PHASE" != copying ] || wait_phase fme synced 30
 phase=$ST_PHASE first_synced=$ST_RAW
 kill $LOAD 2>/dev/null; wait $LOAD 2>/dev/null
 info "(c) $n samples while copying, last: $last_copying"
