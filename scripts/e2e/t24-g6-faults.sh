@@ -2,14 +2,19 @@
 # SPDX-License-Identifier: GPL-2.0
 # fm-timeout: 600
 # t24-g6-faults: G6 isolation.  The destination sits behind a dm-linear
-# ("fmx_dl") that is switched to dm-flakey with error_writes, or to the
-# error target, during the copy and after synced, and a destination
-# null_blk that is powered off while mirroring.  In every case: the guest
-# fio (with verify) sees no error, the phase goes to failed, the dm event
-# fires (dmsetup wait), dest_errors > 0; once the destination is healthy
-# again, "retry" returns to synced and the legs are equal.  Last, errors
-# on the source (dm-flakey write errors, dm-dust read errors) do reach the
-# guest, and a region whose source write failed is copied again.
+# ("fmx_dl") that is switched to dm-flakey (error_writes, or no feature:
+# every I/O fails), or to the error target, during the copy and after
+# synced, and a destination null_blk that is powered off while mirroring.
+# In every case: the guest fio (with verify) sees no error, the phase goes
+# to failed, the dm event fires (dmsetup wait), dest_errors > 0; once the
+# destination is healthy again, "retry" returns to synced and the legs are
+# equal.  dm-flakey drop_writes (writes silently ignored, reported done)
+# cannot be seen by any mirror: the guest is unaffected, the legs differ,
+# and a fresh copy repairs it.  dm-dust under the destination shows that
+# guest reads never reach it.  Last, errors on the source (dm-flakey write
+# errors, dm-dust read errors) do reach the guest, and a region whose
+# source write failed is copied again.  Each injected fault prints
+# "STAT: faults=1 guest_errors=<fio errors>".
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -67,6 +72,7 @@ fault() {
 	rc=$?
 	e=$(fio_errors $sc)
 	r=$(fio_field $sc '.read.total_ios')
+	echo "STAT: faults=1 guest_errors=$e"
 	if [ $rc -eq 0 ] && [ "$e" = 0 ] && [ "${r:-0}" -gt 0 ]; then
 		pass "$sc-guest-sees-no-error"
 	else
@@ -112,12 +118,69 @@ fault flakey-copying "0 $N flakey $D 0 0 5 1 error_writes" copying
 fault flakey-synced "0 $N flakey $D 0 0 5 1 error_writes" synced
 fault error-synced "0 $N error" synced
 fault error-copying "0 $N error" copying
+fault flakey-allio-copying "0 $N flakey $D 0 0 5 0" copying
+fault flakey-allio-synced "0 $N flakey $D 0 0 5 0" synced
+
+# ---- dm-flakey drop_writes after synced: the destination acknowledges
+# writes it never stores.  No mirror can see that (dm-raid1 cannot either):
+# the guest must be unaffected and read its data from the source; the
+# damage is found by the compare before a switchover (the admin tool and
+# Documentation/flushmirror.rst say so), and a fresh copy repairs it.
+info "=== flakey-drop-synced: destination -> drop_writes while synced"
+fm_create fmx $S $L 128 || die "cannot create fmx"
+wait_phase fmx synced 60 || fail flakey-drop-synced-first "$ST_RAW"
+dm_reload fmx_dl "0 $N flakey $D 0 0 5 1 drop_writes" ||
+	fail flakey-drop-inject "cannot load drop_writes on fmx_dl"
+fio_run drop --name=fixed "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+	--offset=24M --size=8M --verify=crc32c --do_verify=1 --randseed=43
+rc=$?
+echo "STAT: faults=1 guest_errors=$(fio_errors drop)"
+check_fio flakey-drop-guest-sees-no-error drop $rc
+fm_status fmx
+info "flakey-drop-synced: $ST_RAW"
+# the fault was real: what fio wrote is not on the destination
+check_not flakey-drop-legs-differ dcmp $S $D -s
+dm_reload fmx_dl "$LINEAR" || fail flakey-drop-heal "cannot restore the linear"
+dm_remove fmx
+fm_create fmx $S $L 128 || die "cannot recreate fmx"
+check_phase flakey-drop-fresh-copy-synced fmx synced 60
+check flakey-drop-equal-after-fresh-copy dcmp $S $D
+dm_remove fmx
+
+# ---- dm-dust under the destination: guest reads never go there (G1), so
+# bad destination blocks cannot hurt the guest while it reads
+info "=== dust-dest: bad blocks on the destination, guest reads"
+if ! grep -q '^dust ' <<<"$(dmsetup targets)"; then
+	skip dust-dest-reads "no dm-dust target in this kernel"
+else
+	dm_reload fmx_dl "0 $N dust $D 0 512" || die "cannot load dust on fmx_dl"
+	fm_create fmx $S $L 128 || die "cannot create fmx"
+	wait_phase fmx synced 60 || fail dust-dest-synced-first "$ST_RAW"
+	for b in 100 101 4000 9000; do
+		timeout 10 dmsetup message fmx_dl 0 addbadblock $b
+	done
+	timeout 10 dmsetup message fmx_dl 0 enable
+	# the bad blocks bite when read directly
+	check_not dust-dest-bad-block-fails dd if=$L of=/dev/null bs=512 skip=4000 \
+		count=1 iflag=direct status=none
+	ok=1
+	for b in 100 101 4000 9000; do
+		dd if=$M of=/dev/null bs=512 skip=$b count=1 iflag=direct status=none || ok=0
+	done
+	echo "STAT: faults=1 guest_errors=$((1 - ok))"
+	[ $ok = 1 ] && pass dust-dest-guest-reads-ok ||
+		fail dust-dest-guest-reads-ok "a guest read reached the destination"
+	check_phase dust-dest-stays-synced fmx synced 5
+	timeout 10 dmsetup message fmx_dl 0 disable
+	dm_remove fmx
+	dm_reload fmx_dl "$LINEAR" || die "cannot restore the linear"
+fi
 
 # ---- the destination disappears while mirroring (null_blk powered off),
 # first write-through, then with a volatile cache (its unflushed content is
 # lost with the power: the target must not believe those regions copied)
 vanish() {	# vanish NAME CACHE_MIB load|quiet
-	local sc=$1 cache=$2 mode=$3 ev
+	local sc=$1 cache=$2 mode=$3 ev rc
 	info "=== $sc: destination null_blk (cache_size=$cache) powered off while synced, $mode"
 	nb_power fmx_dst 0
 	echo "$cache" >$NB_CFG/fmx_dst/cache_size
@@ -150,7 +213,9 @@ vanish() {	# vanish NAME CACHE_MIB load|quiet
 	fi
 	check_phase $sc-phase-failed fmx failed 30
 	wait $FIO
-	check_fio $sc-guest-sees-no-error $sc $?
+	rc=$?
+	echo "STAT: faults=1 guest_errors=$(fio_errors $sc)"
+	check_fio $sc-guest-sees-no-error $sc $rc
 	nb_power fmx_dst 1 && wait_bdev $D 10
 	# the linear still refers to the dead disk: point it at the new one
 	if relink; then

@@ -142,6 +142,7 @@ for ((k = 1; k <= CUTS; k++)); do
 	total_lost=$((total_lost + CUT_LOST))
 done
 info "power cuts: $cuts_done tried, writes covered $total_cov, writes lost $total_lost"
+echo "STAT: cuts=$cuts_done covered=$total_cov lost=$total_lost"
 [ -z "$errs" ] && pass powercut-runs || fail powercut-runs "$errs"
 expect powercut-covered-writes "$total_cov" -gt 0
 expect powercut-lost-writes "$total_lost" -eq 0

@@ -199,7 +199,7 @@ done
 # ---- 3. boot
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.txt "$RES"/done "$RES"/summary
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.txt "$RES"/done "$RES"/summary "$RES"/stats
 
 cmdline=(
 	console=ttyS0 panic=-1 rdinit=/init
@@ -237,49 +237,4 @@ else
 fi
 
 # ---- 4. count results
-pass=0 fail=0 skip=0
-for t in "${tests[@]}"; do
-	logf=$RES/$t.log
-	[ -f "$logf" ] || touch "$logf"
-	p=$(grep -ac '^PASS: ' "$logf" || true)
-	f=$(grep -ac '^FAIL: ' "$logf" || true)
-	s=$(grep -ac '^SKIP: ' "$logf" || true)
-	if [ ! -f "$RES/$t.rc" ]; then
-		echo "FAIL: $t: did not complete" | tee -a "$logf"
-		f=$((f + 1))
-	else
-		trc=$(cat "$RES/$t.rc")
-		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
-			case $trc in
-			124) why=" (timed out after ${test_timeout}s)" ;;
-			137) why=" (killed: timed out after ${test_timeout}s)" ;;
-			*) why= ;;
-			esac
-			echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
-			f=1
-		fi
-	fi
-	grep -a '^FAIL: ' "$logf" | grep -v "^FAIL: $t: \(exit\|did not\)" || true
-	printf '  %-32s %3d passed, %d failed, %d skipped  (%s s)\n' "$t" "$p" "$f" "$s" \
-		"$(cat "$RES/$t.secs" 2>/dev/null || echo '?')"
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
-done
-
-if [ -f "$RES/dmesg.log" ]; then
-	reports='BUG:|WARNING:|KASAN|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
-	if grep -aE "$reports" "$RES/dmesg.log" >"$RES/kernel-reports.txt"; then
-		echo "FAIL: dmesg: kernel reports (first lines; full log $RES/dmesg.log):"
-		head -n 40 "$RES/kernel-reports.txt" | sed 's/^/    /'
-		fail=$((fail + 1))
-	else
-		rm -f "$RES/kernel-reports.txt"
-	fi
-else
-	echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $RES/console.log)"
-	tail -n 30 "$RES/console.log" | sed 's/^/    /'
-	fail=$((fail + 1))
-fi
-
-echo "passed=$pass failed=$fail skipped=$skip" >"$RES/summary"
-echo "qemu-debian: $pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+count_results qemu-debian "$RES" "$test_timeout" "${tests[@]}"

@@ -37,3 +37,84 @@ apt_ensure() {
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
 	e2fsprogs util-linux procps coreutils jq perl)
+
+# count_results LABEL RES TEST_TIMEOUT TEST...: count the results of a guest
+# run (scripts/uml/run-e2e.sh, scripts/qemu/run-debian.sh) from RES/<test>.log
+# ("PASS: ", "FAIL: ", "SKIP: " lines), RES/<test>.rc (exit code; missing:
+# the test never finished), RES/<test>.timeout and RES/<test>.secs
+# (optional), RES/dmesg.log (kernel reports count one failure) and
+# RES/kmemleak.log (suspected leaks count one failure).  Sums the tests'
+# "STAT: key=N ..." lines per key.  Writes RES/summary
+# ("passed=N failed=N skipped=N") and RES/stats ("key=N ..."), prints a line
+# per test, then "LABEL stats: ..." and "LABEL: N passed, N failed, N
+# skipped" last; returns 1 when anything failed.
+count_results() {
+	local label=$1 res=$2 tmo=$3 t logf p f s trc why secs reports
+	local pass=0 fail=0 skip=0
+	local -A stat=()
+	local k v kv
+	shift 3
+	for t in "$@"; do
+		logf=$res/$t.log
+		[ -f "$logf" ] || touch "$logf"
+		p=$(grep -ac '^PASS: ' "$logf" || true)
+		f=$(grep -ac '^FAIL: ' "$logf" || true)
+		s=$(grep -ac '^SKIP: ' "$logf" || true)
+		if [ ! -f "$res/$t.rc" ]; then
+			echo "FAIL: $t: did not complete" | tee -a "$logf"
+			f=$((f + 1))
+		else
+			trc=$(cat "$res/$t.rc")
+			if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
+				[ -f "$res/$t.timeout" ] && tmo=$(cat "$res/$t.timeout")
+				case $trc in
+				124) why=" (timed out after ${tmo}s)" ;;
+				137) why=" (killed: timed out after ${tmo}s, ignored SIGTERM)" ;;
+				*) why= ;;
+				esac
+				echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
+				f=1
+			fi
+		fi
+		grep -a '^FAIL: ' "$logf" | grep -v "^FAIL: $t: \(exit\|did not\)" || true
+		secs=
+		[ -f "$res/$t.secs" ] && secs="  ($(cat "$res/$t.secs") s)"
+		printf '  %-32s %3d passed, %d failed, %d skipped%s\n' "$t" "$p" "$f" "$s" "$secs"
+		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+		while read -r -a kv; do
+			for k in "${kv[@]:1}"; do
+				v=${k#*=} k=${k%%=*}
+				case $v in ''|*[!0-9]*) continue ;; esac
+				stat[$k]=$((${stat[$k]:-0} + v))
+			done
+		done < <(grep -a '^STAT: ' "$logf" || true)
+	done
+
+	reports='BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
+	if [ -f "$res/dmesg.log" ]; then
+		if grep -aE "$reports" "$res/dmesg.log" >"$res/kernel-reports.txt"; then
+			echo "FAIL: dmesg: kernel reports (first lines; full log $res/dmesg.log):"
+			head -n 40 "$res/kernel-reports.txt" | sed 's/^/    /'
+			fail=$((fail + 1))
+		else
+			rm -f "$res/kernel-reports.txt"
+		fi
+	else
+		echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $res/console.log)"
+		tail -n 30 "$res/console.log" 2>/dev/null | sed 's/^/    /'
+		fail=$((fail + 1))
+	fi
+	if grep -q 'unreferenced object' "$res/kmemleak.log" 2>/dev/null; then
+		echo "FAIL: kmemleak: $(grep -c 'unreferenced object' "$res/kmemleak.log") suspected leak(s), see $res/kmemleak.log:"
+		head -n 30 "$res/kmemleak.log" | sed 's/^/    /'
+		fail=$((fail + 1))
+	fi
+
+	for k in $(printf '%s\n' "${!stat[@]}" | sort); do
+		printf '%s=%s\n' "$k" "${stat[$k]}"
+	done | paste -sd ' ' >"$res/stats"
+	[ ! -s "$res/stats" ] || echo "$label stats: $(cat "$res/stats")"
+	echo "passed=$pass failed=$fail skipped=$skip" >"$res/summary"
+	echo "$label: $pass passed, $fail failed, $skip skipped"
+	[ "$fail" -eq 0 ]
+}

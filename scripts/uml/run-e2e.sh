@@ -26,6 +26,10 @@
 # kmemleak, possible circular locking, Call Trace, INFO: task .* blocked)
 # count one failure "FAIL: dmesg: kernel reports"; kmemleak's report after
 # the tests (DIR/kmemleak.log, "unreferenced object") counts one more.
+# Tests may print "STAT: key=N ..." lines (cut points, writes covered and
+# lost, faults injected, guest errors, fuzz cases): they are summed per key
+# into DIR/stats and printed as "e2e stats: ...".  Counting is
+# count_results in common.sh (shared with scripts/qemu/run-debian.sh).
 # Writes DIR/summary ("passed=N failed=N skipped=N"), prints
 # "e2e: N passed, N failed, N skipped" last; exits 1 when anything failed.
 set -euo pipefail
@@ -82,7 +86,7 @@ fi
 
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.txt "$RES"/done "$RES"/summary
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.txt "$RES"/done "$RES"/summary "$RES"/stats
 
 cmdline=(
 	mem=2G
@@ -122,57 +126,6 @@ kill_uml
 log "UML exited with $rc after $(($(date +%s) - start)) s"
 [ "$rc" -eq 124 ] && log "UML TIMED OUT after ${timeout_s}s"
 
-# count results
-pass=0 fail=0 skip=0
-for t in "${tests[@]}"; do
-	logf=$RES/$t.log
-	[ -f "$logf" ] || touch "$logf"
-	p=$(grep -ac '^PASS: ' "$logf" || true)
-	f=$(grep -ac '^FAIL: ' "$logf" || true)
-	s=$(grep -ac '^SKIP: ' "$logf" || true)
-	if [ ! -f "$RES/$t.rc" ]; then
-		echo "FAIL: $t: did not complete" | tee -a "$logf"
-		f=$((f + 1))
-	else
-		trc=$(cat "$RES/$t.rc")
-		if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
-			case $trc in
-			124) why=" (timed out after $(cat "$RES/$t.timeout" 2>/dev/null)s)" ;;
-			137) why=" (killed: timed out after $(cat "$RES/$t.timeout" 2>/dev/null)s, ignored SIGTERM)" ;;
-			*) why= ;;
-			esac
-			echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
-			f=1
-		fi
-	fi
-	grep -a '^FAIL: ' "$logf" | grep -v "^FAIL: $t: \(exit\|did not\)" || true
-	printf '  %-32s %3d passed, %d failed, %d skipped\n' "$t" "$p" "$f" "$s"
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
-done
-
-if [ -f "$RES/dmesg.log" ]; then
-	reports='BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
-	if grep -aE "$reports" "$RES/dmesg.log" >"$RES/kernel-reports.txt"; then
-		echo "FAIL: dmesg: kernel reports (first lines; full log $RES/dmesg.log):"
-		head -n 40 "$RES/kernel-reports.txt" | sed 's/^/    /'
-		fail=$((fail + 1))
-	else
-		rm -f "$RES/kernel-reports.txt"
-	fi
-else
-	echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $RES/console.log)"
-	tail -n 30 "$RES/console.log" | sed 's/^/    /'
-	fail=$((fail + 1))
-fi
-
-if grep -q 'unreferenced object' "$RES/kmemleak.log" 2>/dev/null; then
-	echo "FAIL: kmemleak: $(grep -c 'unreferenced object' "$RES/kmemleak.log") suspected leak(s), see $RES/kmemleak.log:"
-	head -n 30 "$RES/kmemleak.log" | sed 's/^/    /'
-	fail=$((fail + 1))
-fi
-
-echo "passed=$pass failed=$fail skipped=$skip" >"$RES/summary"
-echo "e2e: $pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+count_results e2e "$RES" "$test_timeout" "${tests[@]}"
 exit
 }
