@@ -11,8 +11,15 @@
 #  4. qemu-debian (G9, two CPUs): scripts/qemu/run-debian.sh boots Debian's
 #     stock 6.1 kernel in QEMU (TCG, -smp 2) with the module built against
 #     its headers and insmod-ed, and runs the e2e tests there (skipped when
-#     less than 20 minutes of the budget are left, or with FM_NO_QEMU=1).
-# Prints per-section counts and ends with exactly one line
+#     less than 20 minutes of the budget are left, or with FM_NO_QEMU=1);
+#  5. kunit-x86 (G8 concurrency): the KUnit suites again on an x86_64
+#     SMP kernel (KASAN, lockdep) under QEMU TCG -smp 2, built from the same
+#     tree by kunit.py (scripts/qemu/run-debian.sh --kunit; about 15 minutes
+#     from scratch; skipped when less than 25 minutes are left, or with
+#     FM_NO_QEMU=1).
+# Prints per-section counts, the fault-injection figures the tests report
+# (cut points, writes covered and lost, faults injected, guest errors, fuzz
+# cases rejected) and ends with exactly one line
 # "N passed, N failed, N skipped"; exits 1 when anything failed.
 # Logs: .build/logs/, .build/results/.
 set -euo pipefail
@@ -144,7 +151,36 @@ fi
 add "$qp" "$qf" "$qs"
 echo "--- qemu-debian: $qp passed, $qf failed, $qs skipped"
 
-echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0, qemu-debian $qp/$qf/$qs (passed/failed/skipped)"
+# --- 5. KUnit on x86_64 with two CPUs ------------------------------------
+echo "=== KUnit on x86_64 (kunit.py --arch=x86_64, QEMU TCG -smp 2)"
+left=$((BUDGET - ($(date +%s) - start) - 120))
+if [ "${FM_NO_QEMU:-}" ]; then
+	echo "SKIP: kunit-x86: FM_NO_QEMU is set"
+	xp=0 xf=0 xs=1
+elif [ "$left" -lt 1500 ]; then
+	echo "SKIP: kunit-x86: only ${left}s of the time budget left"
+	xp=0 xf=0 xs=1
+else
+	rm -f "$FM_BUILD/results/kunit-x86.summary"
+	scripts/qemu/run-debian.sh --kunit || true
+	read -r xp xf xs < <(readsum "$FM_BUILD/results/kunit-x86.summary")
+fi
+add "$xp" "$xf" "$xs"
+echo "--- kunit-x86: $xp passed, $xf failed, $xs skipped"
+
+# --- the figures of the fault-injection tests (issue 3) ------------------
+# figure KEY: the sum of KEY over the UML and Debian runs' stats files
+figure() {
+	cat "$FM_BUILD/results/e2e/stats" "$FM_BUILD/results/qemu-debian/stats" \
+		2>/dev/null | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { n += $2 } END { print n + 0 }'
+}
+echo "=== fault injection (UML + Debian 6.1): $(figure cuts) power-cut points tried," \
+	"$(figure covered) covered writes checked, $(figure lost) lost;" \
+	"$(figure faults) faults injected, $(figure guest_errors) guest errors;" \
+	"$(figure fuzz_rejected) fuzz cases rejected with a specific error," \
+	"$(figure fuzz_accepted) valid ones accepted"
+
+echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0, qemu-debian $qp/$qf/$qs, kunit-x86 $xp/$xf/$xs (passed/failed/skipped)"
 echo "$P passed, $F failed, $S skipped"
 [ "$F" -eq 0 ]
 exit

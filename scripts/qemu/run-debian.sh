@@ -40,8 +40,8 @@
 # overlaid into drivers/md/flushmirror as scripts/uml/build.sh does; run
 # that once first), build dir .build/kunit-x86, scripts/qemu/x86_64.kunitconfig
 # (SMP, PREEMPT, KASAN, lockdep), QEMU TCG -smp 2.  Log
-# .build/logs/kunit-x86.log; prints "qemu-kunit: N passed, N failed,
-# N skipped" last.
+# .build/logs/kunit-x86.log; writes .build/results/kunit-x86.summary and
+# prints "qemu-kunit: N passed, N failed, N skipped" last.
 set -euo pipefail
 
 . "$(dirname "$0")/../uml/common.sh"
@@ -67,8 +67,10 @@ run_kunit() {
 		--timeout=1800 >"$klog" 2>&1 || rc=$?
 	log "kunit.py exited $rc after $(($(date +%s) - start)) s"
 	line=$(sed 's/\x1b\[[0-9;]*m//g' "$klog" | grep -a 'Testing complete\.' | tail -n 1 || true)
+	mkdir -p "$FM_BUILD/results"
 	if [ -z "$line" ]; then
 		tail -n 40 "$klog" >&2
+		echo "passed=0 failed=1 skipped=0" >"$FM_BUILD/results/kunit-x86.summary"
 		echo "qemu-kunit: 0 passed, 1 failed, 0 skipped"
 		return 1
 	fi
@@ -84,6 +86,7 @@ run_kunit() {
 		f2=$((f2 + 1))
 	fi
 	grep -a 'smp: Brought up' "$raw" >&2 || true
+	echo "passed=$p failed=$f2 skipped=$s" >"$FM_BUILD/results/kunit-x86.summary"
 	echo "qemu-kunit: $p passed, $f2 failed, $s skipped"
 	[ "$rc" -eq 0 ] && [ "$f2" -eq 0 ]
 }
