@@ -111,10 +111,11 @@ count_only=
 # t23 43, t24 298, t25 89, t26 152, t27 216 (boot about 30); the default
 # set took 8.5 minutes on idle cores (t27 148 s, the rest 27-64 s each);
 # t24 (faults, 229 s with other jobs running) and t30 (the admin command:
-# start, wait, complete under fio) were added after.
+# start, wait, complete under fio) were added after, then t28 (dm-log-writes
+# replay, 42 s) and t29 (ext4 power cuts, 50 s).
 # t40-fuzz with its default counts takes well over 15 minutes alone: for
 # "all" pass e.g. -a FUZZ_TABLES=200 -a FUZZ_MSGS=100.
-FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-t00-testbed t11-messages t20-g1-source t22-g5-economy t23-g4-fua-synced t24-g6-faults t25-g7-switchover t26-g8-lifecycle t27-g4-powercut-many t30-admin-tool}
+FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-t00-testbed t11-messages t20-g1-source t22-g5-economy t23-g4-fua-synced t24-g6-faults t25-g7-switchover t26-g8-lifecycle t27-g4-powercut-many t28-g4-logwrites t29-g4-ext4-powercut t30-admin-tool}
 
 while getopts "t:T:o:k:m:s:a:cdh" opt; do
 	case $opt in
