@@ -26,44 +26,20 @@
 #   FM_DEMO_RATE     copy rate limit in KiB/s (default 32768; 0 = unlimited)
 #   FM_DEMO_SYNCED_S seconds the workload runs on once synced (default 5)
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export DM_DISABLE_UDEV=1 LC_ALL=C LANG=C HOME=/root
-export TERM=${TERM:-dumb}
+. "$(dirname "$0")/guest-lib.sh"
 
 # ------------------------------------------------------------ PID 1 part
 
 if [ $$ -eq 1 ]; then
 	set -u
-	console() { echo "demo-init: $*"; }
-	# shellcheck disable=SC2317  # called by the EXIT trap
-	power_off() {
-		sync
-		busybox poweroff -f 2>/dev/null
-		echo o >/proc/sysrq-trigger 2>/dev/null
-		busybox halt -f 2>/dev/null
-		sleep 3600
-	}
-	trap power_off EXIT
-	mount -t proc proc /proc
-	mount -t sysfs sysfs /sys
-	mount -t devtmpfs devtmpfs /dev
+	GUEST_TAG=demo-init
+	trap guest_power_off EXIT
 	# The kernel found no /dev/console on the hostfs root, so there is no
 	# stdio yet; the output goes to $FM_DEMO_RES/guest.log, which the host
 	# shows as it grows (the UML console needs channel drivers that a
 	# KUnit-style UML config may lack).
 	exec </dev/null >/dev/null 2>&1
-	mkdir -p /dev/pts /dev/shm
-	# what udev would make: bash's <(...) and many tools need /dev/fd
-	ln -sf /proc/self/fd /dev/fd
-	ln -sf /proc/self/fd/0 /dev/stdin
-	ln -sf /proc/self/fd/1 /dev/stdout
-	ln -sf /proc/self/fd/2 /dev/stderr
-	mount -t devpts devpts /dev/pts 2>/dev/null
-	mount -t tmpfs tmpfs /dev/shm
-	mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
-	for d in /tmp /run /var/tmp /var/lock /var/run /root; do
-		[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
-	done
+	guest_mounts
 	mkdir -p /run/lock /run/demo-res
 	res=
 	if [ -n "${FM_DEMO_RES:-}" ] &&
@@ -71,7 +47,7 @@ if [ $$ -eq 1 ]; then
 		res=/run/demo-res
 		exec >"$res/guest.log" 2>&1
 	else
-		console "cannot mount the results directory '${FM_DEMO_RES:-}' (hostfs)"
+		say "cannot mount the results directory '${FM_DEMO_RES:-}' (hostfs)"
 	fi
 	cd /tmp || exit 1
 	bash "$0" run

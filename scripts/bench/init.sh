@@ -2,39 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # PID 1 of the UML benchmark guest (booted by scripts/bench/run.sh with the
-# host's / as a read-only hostfs root, like scripts/uml/init.sh).  Mounts the
-# pseudo filesystems, tmpfs on the writable places and the host's results
+# host's / as a read-only hostfs root, like scripts/uml/init.sh).  Mounts what
+# the benchmark needs (scripts/guest-lib.sh) and the host's results
 # directory ($FM_RESULTS, hostfs), runs scripts/bench/guest.sh for the phase
 # in $FMB_PHASE and powers off.  Output: $FM_RESULTS/guest.log,
 # guest.rc, dmesg.log, done.
 set -u
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export DM_DISABLE_UDEV=1 HOME=/root TERM=dumb LANG=C LC_ALL=C
-
-say() { echo "fmb-init: $*" >/dev/console 2>/dev/null || echo "fmb-init: $*"; }
-
-power_off() {
-	sync
-	say "powering off"
-	busybox poweroff -f 2>/dev/null
-	echo o >/proc/sysrq-trigger 2>/dev/null
-	busybox halt -f 2>/dev/null
-	sleep 3600
-}
-trap power_off EXIT
-
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts 2>/dev/null
-mount -t tmpfs tmpfs /dev/shm
-mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
-for d in /tmp /run /var/tmp /var/lock /var/run /root; do
-	[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
-done
-mkdir -p /run/lock /run/fm-results /tmp/fmb
+. "$(dirname "$0")/../guest-lib.sh"
+GUEST_TAG=fmb-init
+trap guest_power_off EXIT
+guest_mounts
+mkdir -p /run/fm-results /tmp/fmb
 
 if [ -z "${FM_RESULTS:-}" ] || [ -z "${FM_REPO:-}" ]; then
 	say "FM_RESULTS or FM_REPO not set on the kernel command line"

@@ -14,51 +14,20 @@
 #   FM_MODULE   the dm-flushmirror.ko to insmod
 #   FM_TESTS    comma-separated test names (tNN-name, without .sh);
 #               empty: every $FM_REPO/scripts/e2e/t*.sh
-#   FM_TEST_TIMEOUT  seconds per test (default 300)
+#   FM_TEST_TIMEOUT  seconds per test (default 300; "# fm-timeout: N" in a
+#               test's first 20 lines asks for more)
 #
-# Results: <test>.log and <test>.rc (124 on timeout) per test, modules.log,
-# dmesg.log, done.  No "set -e": PID 1 must never exit before the power-off.
+# Results: per test as guest_run_tests (scripts/guest-lib.sh) says
+# (<test>.log, .rc, .secs, .timeout); modules.log, dmesg.log, done.
+# No "set -e": PID 1 must never exit before the power-off.
 set -u
 
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export DM_DISABLE_UDEV=1 HOME=/root TERM=dumb LANG=C LC_ALL=C
+. "$(dirname "$0")/../guest-lib.sh"
+GUEST_TAG=fm-init
 export FM_REPO
-
-say() { echo "fm-init: $*" >/dev/console 2>/dev/null || echo "fm-init: $*"; }
-
-power_off() {
-	sync
-	say "powering off"
-	echo o >/proc/sysrq-trigger 2>/dev/null
-	sleep 30
-	busybox poweroff -f 2>/dev/null
-	sleep 3600
-}
-trap power_off EXIT
-
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /dev/shm
-ln -sf /proc/self/fd /dev/fd
-ln -sf /proc/self/fd/0 /dev/stdin
-ln -sf /proc/self/fd/1 /dev/stdout
-ln -sf /proc/self/fd/2 /dev/stderr
-mount -t devpts devpts /dev/pts 2>/dev/null
-mount -t tmpfs tmpfs /dev/shm
-# A repository under one of the tmpfs places below (a CI clone in /tmp, say)
-# would be hidden by them: keep a view of the root to show it again.
-mkdir -p /dev/.root && mount --bind / /dev/.root
-for d in /tmp /run /var/tmp /var/lock /var/run /root; do
-	[ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
-done
-if [ -n "${FM_REPO:-}" ] && [ ! -d "$FM_REPO/scripts/e2e" ]; then
-	mkdir -p "$FM_REPO" &&
-		mount --bind "/dev/.root$FM_REPO" "$FM_REPO" ||
-		say "cannot show $FM_REPO again"
-fi
-mkdir -p /run/lock /run/fm-results /tmp/fm
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+trap guest_power_off EXIT
+guest_mounts
+mkdir -p /run/fm-results /tmp/fm
 
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 \
 	results /run/fm-results; then
@@ -90,41 +59,7 @@ cd /tmp/fm || exit 1
 grep -a '^flushmirror ' <(dmsetup targets 2>&1) >/dev/console ||
 	say "flushmirror target NOT registered: see modules.log"
 
-tests=()
-if [ -n "${FM_TESTS:-}" ]; then
-	IFS=, read -r -a names <<<"$FM_TESTS"
-	for n in "${names[@]}"; do
-		tests+=("$FM_REPO/scripts/e2e/${n%.sh}.sh")
-	done
-else
-	for t in "$FM_REPO"/scripts/e2e/t[0-9]*.sh; do
-		[ -f "$t" ] && tests+=("$t")
-	done
-fi
-
-say "kernel $(uname -r), $(nproc) CPUs, ${#tests[@]} test(s)"
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	say "=== $name"
-	start=$(date +%s)
-	timeout -k 10 "${FM_TEST_TIMEOUT:-300}" bash "$t" </dev/null >>"$R/$name.log" 2>&1
-	rc=$?
-	echo "$rc" >"$R/$name.rc"
-	echo "$(($(date +%s) - start))" >"$R/$name.secs"
-	grep -aE '^(PASS|FAIL|SKIP): ' "$R/$name.log" >/dev/console 2>/dev/null
-	say "=== $name: exit $rc after $(($(date +%s) - start)) s"
-	# leave nothing behind for the next test
-	timeout 60 dmsetup remove_all --force >/dev/null 2>&1
-	for d in /sys/kernel/config/nullb/*/; do
-		[ -d "$d" ] || continue
-		n=$(basename "$d")
-		echo 0 >"$d/power" 2>/dev/null
-		rmdir "$d" 2>/dev/null
-		[ -L "/dev/$n" ] && rm -f "/dev/$n"
-	done
-	losetup -D 2>/dev/null
-	sync
-done
+guest_run_tests "$R"
 
 dmesg >"$R/dmesg.log" 2>&1
 echo done >"$R/done"

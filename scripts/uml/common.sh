@@ -110,10 +110,12 @@ count_results() {
 		fail=$((fail + 1))
 	fi
 
+	kv=()
 	for k in $(printf '%s\n' "${!stat[@]}" | sort); do
-		printf '%s=%s\n' "$k" "${stat[$k]}"
-	done | paste -sd ' ' >"$res/stats"
-	[ ! -s "$res/stats" ] || echo "$label stats: $(cat "$res/stats")"
+		kv+=("$k=${stat[$k]}")
+	done
+	echo "${kv[*]}" >"$res/stats"
+	[ ${#kv[@]} -eq 0 ] || echo "$label stats: ${kv[*]}"
 	echo "passed=$pass failed=$fail skipped=$skip" >"$res/summary"
 	echo "$label: $pass passed, $fail failed, $skip skipped"
 	[ "$fail" -eq 0 ]
