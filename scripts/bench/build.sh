@@ -23,36 +23,8 @@ mkdir -p "$FM_BUILD/logs"
 
 [ -n "${FM_SKIP_APT:-}" ] || apt_ensure "${FM_UML_PKGS[@]}"
 
-# kernel tree: unpacked by scripts/uml/build.sh the same way
-if [ ! -f "$FM_TREE/Makefile" ]; then
-	[ -f "$FM_SRC_TARBALL" ] || die "$FM_SRC_TARBALL missing (linux-source-6.12)"
-	log "unpacking $FM_SRC_TARBALL"
-	rm -rf "$FM_BUILD/unpack.tmp"
-	mkdir -p "$FM_BUILD/unpack.tmp"
-	tar -C "$FM_BUILD/unpack.tmp" -xf "$FM_SRC_TARBALL"
-	rm -rf "$FM_TREE"
-	mv "$FM_BUILD/unpack.tmp/linux-source-6.12" "$FM_TREE"
-	rm -rf "$FM_BUILD/unpack.tmp"
-fi
-
-# overlay the module into drivers/md/flushmirror/ (content compare: an
-# unchanged file keeps its mtime, so neither build rebuilds it)
-dest=$FM_TREE/drivers/md/flushmirror
-mkdir -p "$dest"
-srcs=()
-for f in "${FM_MODULE_FILES[@]}"; do
-	[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
-done
-rsync -rc --delete "${srcs[@]}" "$dest/"
-if ! grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig"; then
-	sed -i 's|^endif # MD$|source "drivers/md/flushmirror/Kconfig"\n\n&|' \
-		"$FM_TREE/drivers/md/Kconfig"
-	grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig" ||
-		die "could not patch drivers/md/Kconfig"
-fi
-grep -q 'CONFIG_DM_FLUSHMIRROR' "$FM_TREE/drivers/md/Makefile" ||
-	printf '\nobj-$(CONFIG_DM_FLUSHMIRROR)\t+= flushmirror/\n' \
-		>>"$FM_TREE/drivers/md/Makefile"
+# the same tree and overlay as the test kernel (fm_prepare_tree, common.sh)
+( fm_prepare_tree ) || exit 2
 
 cd "$FM_TREE"
 start=$(date +%s)

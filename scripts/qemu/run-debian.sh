@@ -37,8 +37,7 @@
 #
 # --kunit: instead, the module's KUnit suites on x86_64 with two CPUs:
 # kunit.py run --arch=x86_64 in .build/linux-source-6.12 (the module
-# overlaid into drivers/md/flushmirror as scripts/uml/build.sh does; run
-# that once first), build dir .build/kunit-x86, scripts/qemu/x86_64.kunitconfig
+# overlaid into drivers/md/flushmirror as for the UML kernel), build dir .build/kunit-x86, scripts/qemu/x86_64.kunitconfig
 # (SMP, PREEMPT, KASAN, lockdep), QEMU TCG -smp 2.  Log
 # .build/logs/kunit-x86.log; writes .build/results/kunit-x86.summary and
 # prints "qemu-kunit: N passed, N failed, N skipped" last.
@@ -48,16 +47,10 @@ set -euo pipefail
 
 run_kunit() {
 	local kcfg=$FM_REPO/scripts/qemu/x86_64.kunitconfig
-	local klog=$FM_BUILD/logs/kunit-x86.log line rc=0 start f srcs=()
+	local klog=$FM_BUILD/logs/kunit-x86.log line rc=0 start
 	mkdir -p "$FM_BUILD/logs"
-	[ -f "$FM_TREE/Makefile" ] || die "$FM_TREE missing: run scripts/uml/build.sh first"
-	grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig" ||
-		die "flushmirror not hooked into $FM_TREE: run scripts/uml/build.sh first"
-	apt_ensure qemu-system-x86
-	for f in "${FM_MODULE_FILES[@]}"; do
-		[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
-	done
-	rsync -rc --delete "${srcs[@]}" "$FM_TREE/drivers/md/flushmirror/"
+	apt_ensure qemu-system-x86 "${FM_UML_PKGS[@]}"
+	fm_prepare_tree
 	cd "$FM_TREE"
 	log "kunit.py run --arch=x86_64 (log: $klog)"
 	start=$(date +%s)

@@ -42,45 +42,8 @@ summary() { # passed failed skipped
 # 1. packages
 [ -n "${FM_SKIP_APT:-}" ] || apt_ensure "${FM_UML_PKGS[@]}"
 
-# 2. kernel tree (unpacked to a temporary directory, then renamed: a half
-#    unpacked tree is never mistaken for a complete one)
-if [ ! -f "$FM_TREE/Makefile" ]; then
-	[ -f "$FM_SRC_TARBALL" ] || die "$FM_SRC_TARBALL missing (linux-source-6.12)"
-	log "unpacking $FM_SRC_TARBALL"
-	rm -rf "$FM_BUILD/unpack.tmp"
-	mkdir -p "$FM_BUILD/unpack.tmp"
-	tar -C "$FM_BUILD/unpack.tmp" -xf "$FM_SRC_TARBALL"
-	rm -rf "$FM_TREE"
-	mv "$FM_BUILD/unpack.tmp/linux-source-6.12" "$FM_TREE"
-	rm -rf "$FM_BUILD/unpack.tmp"
-fi
-
-# 3. overlay the module into drivers/md/flushmirror/
-dest=$FM_TREE/drivers/md/flushmirror
-if [ -f "$FM_REPO/Kconfig" ] && [ -f "$FM_REPO/Kbuild" ]; then
-	mkdir -p "$dest"
-	srcs=()
-	for f in "${FM_MODULE_FILES[@]}"; do
-		[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
-	done
-	# -c: compare contents, copy only what changed (mtimes of unchanged
-	# files are kept, so make rebuilds only what changed)
-	rsync -rc --delete "${srcs[@]}" "$dest/"
-	if ! grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig"; then
-		log "hooking flushmirror into drivers/md/Kconfig"
-		sed -i 's|^endif # MD$|source "drivers/md/flushmirror/Kconfig"\n\n&|' \
-			"$FM_TREE/drivers/md/Kconfig"
-		grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig" ||
-			die "could not patch drivers/md/Kconfig"
-	fi
-	if ! grep -q 'CONFIG_DM_FLUSHMIRROR' "$FM_TREE/drivers/md/Makefile"; then
-		log "hooking flushmirror into drivers/md/Makefile"
-		printf '\nobj-$(CONFIG_DM_FLUSHMIRROR)\t+= flushmirror/\n' \
-			>>"$FM_TREE/drivers/md/Makefile"
-	fi
-else
-	log "WARNING: no Kconfig/Kbuild in $FM_REPO: building without dm-flushmirror"
-fi
+# 2. + 3. kernel tree with the module overlaid (fm_prepare_tree, common.sh)
+( fm_prepare_tree ) || exit 2
 
 # 4. build and run KUnit
 [ -f "$KUNITCONFIG" ] || die "$KUNITCONFIG missing"

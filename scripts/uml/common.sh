@@ -120,3 +120,45 @@ count_results() {
 	echo "$label: $pass passed, $fail failed, $skip skipped"
 	[ "$fail" -eq 0 ]
 }
+
+# fm_prepare_tree: the kernel tree every in-tree build uses
+# (.build/linux-source-6.12) with the module in drivers/md/flushmirror/.
+# Unpacks Debian's linux-source-6.12 once (to a temporary directory, then
+# renamed: a half unpacked tree is never mistaken for a complete one), then
+# overlays the module's files with a content compare (an unchanged file
+# keeps its mtime, so make rebuilds only what changed) and hooks the
+# directory into drivers/md/{Kconfig,Makefile} once.  Used by
+# scripts/uml/build.sh, scripts/bench/build.sh and run-debian.sh --kunit.
+fm_prepare_tree() {
+	local dest=$FM_TREE/drivers/md/flushmirror f srcs=()
+	if [ ! -f "$FM_TREE/Makefile" ]; then
+		[ -f "$FM_SRC_TARBALL" ] || die "$FM_SRC_TARBALL missing (linux-source-6.12)"
+		log "unpacking $FM_SRC_TARBALL"
+		rm -rf "$FM_BUILD/unpack.tmp"
+		mkdir -p "$FM_BUILD/unpack.tmp"
+		tar -C "$FM_BUILD/unpack.tmp" -xf "$FM_SRC_TARBALL"
+		rm -rf "$FM_TREE"
+		mv "$FM_BUILD/unpack.tmp/linux-source-6.12" "$FM_TREE"
+		rm -rf "$FM_BUILD/unpack.tmp"
+	fi
+	for f in Kconfig Kbuild dm-flushmirror.c; do
+		[ -f "$FM_REPO/$f" ] || die "$FM_REPO/$f missing"
+	done
+	mkdir -p "$dest"
+	for f in "${FM_MODULE_FILES[@]}"; do
+		[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
+	done
+	rsync -rc --delete "${srcs[@]}" "$dest/"
+	if ! grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig"; then
+		log "hooking flushmirror into drivers/md/Kconfig"
+		sed -i 's|^endif # MD$|source "drivers/md/flushmirror/Kconfig"\n\n&|' \
+			"$FM_TREE/drivers/md/Kconfig"
+		grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig" ||
+			die "could not patch drivers/md/Kconfig"
+	fi
+	if ! grep -q 'CONFIG_DM_FLUSHMIRROR' "$FM_TREE/drivers/md/Makefile"; then
+		log "hooking flushmirror into drivers/md/Makefile"
+		printf '\nobj-$(CONFIG_DM_FLUSHMIRROR)\t+= flushmirror/\n' \
+			>>"$FM_TREE/drivers/md/Makefile"
+	fi
+}
