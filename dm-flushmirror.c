@@ -1478,14 +1478,27 @@ static void fm_presuspend(struct dm_target *ti)
 	cancel_delayed_work_sync(&fm->copy_work);
 }
 
-static void fm_presuspend_undo(struct dm_target *ti)
+/*
+ * fm_restart_copier - end the stop fm_presuspend() began and let the copier
+ * pick up regions again.  @reset_rate (on resume): no copy budget was saved
+ * up while suspended, so the copy restarts without a burst above copy_rate.
+ * Process context; takes fm->lock.
+ */
+static void fm_restart_copier(struct flushmirror_c *fm, bool reset_rate)
 {
-	struct flushmirror_c *fm = ti->private;
-
 	spin_lock_irq(&fm->lock);
+	if (reset_rate) {
+		fm->thr.tokens = 0;
+		fm->thr.stamp = jiffies;
+	}
 	fm->suspending = false;
 	fm_kick_copier(fm);
 	spin_unlock_irq(&fm->lock);
+}
+
+static void fm_presuspend_undo(struct dm_target *ti)
+{
+	fm_restart_copier(ti->private, false);
 }
 
 /*
@@ -1524,15 +1537,7 @@ static void fm_postsuspend(struct dm_target *ti)
 
 static void fm_resume(struct dm_target *ti)
 {
-	struct flushmirror_c *fm = ti->private;
-
-	spin_lock_irq(&fm->lock);
-	/* No budget saved up while suspended: no burst above the rate. */
-	fm->thr.tokens = 0;
-	fm->thr.stamp = jiffies;
-	fm->suspending = false;
-	fm_kick_copier(fm);
-	spin_unlock_irq(&fm->lock);
+	fm_restart_copier(ti->private, true);
 }
 
 /* ------------------------------------------------------------------------
