@@ -135,16 +135,23 @@ fi
 add "$bp" "$bf" 0
 echo "--- build/style: $bp passed, $bf failed"
 
+# qemu_may_run NAME MIN_SECONDS: 0 when a QEMU section may start, with
+# $left seconds of the budget for it; else its SKIP line and 1
+qemu_may_run() {
+	left=$((BUDGET - ($(date +%s) - start) - 120))
+	if [ "${FM_NO_QEMU:-}" ]; then
+		echo "SKIP: $1: FM_NO_QEMU is set"
+		return 1
+	elif [ "$left" -lt "$2" ]; then
+		echo "SKIP: $1: only ${left}s of the time budget left"
+		return 1
+	fi
+}
+
 # --- 4. Debian's stock 6.1 kernel, two CPUs (G9, G8 concurrency) ---------
 echo "=== e2e on Debian's stock 6.1 kernel (QEMU TCG -smp 2, module insmod-ed)"
-left=$((BUDGET - ($(date +%s) - start) - 120))
-if [ "${FM_NO_QEMU:-}" ]; then
-	echo "SKIP: qemu-debian: FM_NO_QEMU is set"
-	qp=0 qf=0 qs=1
-elif [ "$left" -lt 1200 ]; then
-	echo "SKIP: qemu-debian: only ${left}s of the time budget left"
-	qp=0 qf=0 qs=1
-else
+qp=0 qf=0 qs=1
+if qemu_may_run qemu-debian 1200; then
 	scripts/qemu/run-debian.sh -t $((left - 300)) || true
 	read -r qp qf qs < <(readsum "$FM_BUILD/results/qemu-debian/summary")
 fi
@@ -153,14 +160,8 @@ echo "--- qemu-debian: $qp passed, $qf failed, $qs skipped"
 
 # --- 5. KUnit on x86_64 with two CPUs ------------------------------------
 echo "=== KUnit on x86_64 (kunit.py --arch=x86_64, QEMU TCG -smp 2)"
-left=$((BUDGET - ($(date +%s) - start) - 120))
-if [ "${FM_NO_QEMU:-}" ]; then
-	echo "SKIP: kunit-x86: FM_NO_QEMU is set"
-	xp=0 xf=0 xs=1
-elif [ "$left" -lt 1500 ]; then
-	echo "SKIP: kunit-x86: only ${left}s of the time budget left"
-	xp=0 xf=0 xs=1
-else
+xp=0 xf=0 xs=1
+if qemu_may_run kunit-x86 1500; then
 	rm -f "$FM_BUILD/results/kunit-x86.summary"
 	scripts/qemu/run-debian.sh --kunit || true
 	read -r xp xf xs < <(readsum "$FM_BUILD/results/kunit-x86.summary")
