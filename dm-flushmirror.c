@@ -646,6 +646,8 @@ struct fm_dflush {
  * @flush_queued: shared destination flushes decided where no bio can be
  *	submitted (under @lock, or in a completion); @flush_work issues them
  * @sync_queued: one of them is the transition flush
+ * @events_queued: phase changes whose dm event @event_work has not raised
+ *	yet: one event each, however close together they come
  * @wq: runs @copy_work, @flush_work and @event_work
  * @copy_work: the copier: claims regions and submits copy jobs
  * @flush_work: issues the queued destination flushes
@@ -679,6 +681,7 @@ struct flushmirror_c {
 	bool recopy_all;
 	unsigned int flush_queued;
 	bool sync_queued;
+	unsigned int events_queued;
 
 	struct workqueue_struct *wq;
 	struct delayed_work copy_work;
@@ -702,6 +705,7 @@ static void fm_set_phase(struct flushmirror_c *fm, enum fm_phase phase)
 	if (fm->phase == phase)
 		return;
 	fm->phase = phase;
+	fm->events_queued++;
 	queue_work(fm->wq, &fm->event_work);
 }
 
@@ -1269,12 +1273,20 @@ static void fm_copy_work(struct work_struct *ws)
 		fm_submit_copy(fm, ready[i]);
 }
 
+/* Raise one dm event per phase change queued.  Context: workqueue. */
 static void fm_event_work(struct work_struct *ws)
 {
 	struct flushmirror_c *fm = container_of(ws, struct flushmirror_c,
 						event_work);
+	unsigned int n;
 
-	dm_table_event(fm->ti->table);
+	spin_lock_irq(&fm->lock);
+	n = fm->events_queued;
+	fm->events_queued = 0;
+	spin_unlock_irq(&fm->lock);
+
+	while (n--)
+		dm_table_event(fm->ti->table);
 }
 
 /* ------------------------------------------------------------------------

