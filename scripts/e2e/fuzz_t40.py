@@ -107,7 +107,7 @@ class Env:
                 return None, "ENOTBLK"
             dev = (os.major(st.st_rdev), os.minor(st.st_rdev))
         if dev == selfdev:			# a table cannot use its own device
-            return None, "EINVAL"
+            return None, "SELF"
         if not os.path.exists("/sys/dev/block/%d:%d" % dev):
             return None, "ENXIO"
         return dev, None
@@ -205,10 +205,15 @@ def table_oracle(env, start, length, argv, selfdev):
         if len(feat) - 1 > count:
             return t_reject("Too many arguments: feature count does not "
                             "match")
+    # the target checks for its own device before dm core opens a leg
     src, err = env.resolve(argv[0], selfdev)
+    if err == "SELF":
+        return t_reject("Source is the flushmirror device itself")
     if err:
         return t_reject("Cannot open source device", err)
     dst, err = env.resolve(argv[1], selfdev)
+    if err == "SELF":
+        return t_reject("Destination is the flushmirror device itself")
     if err:
         return t_reject("Cannot open destination device", err)
     if src == dst:

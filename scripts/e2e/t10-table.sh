@@ -99,6 +99,35 @@ reject no-source "/dev/nonexistent $D 8"
 reject no-dest "$S /dev/nonexistent 8"
 reject bad-majmin "$S 250:12345 8"
 
+# a table over its own device (bios would come back to it forever): every
+# kernel must refuse it, also 6.1, whose dm core lets a reload through
+if fm_create fmt_self $S $D 8; then
+	self=$(dmsetup info -c --noheadings -o major,minor fmt_self | tr -d ' ')
+	for leg in dest-path dest-majmin source-path; do
+		case $leg in
+		dest-path) args="$S /dev/mapper/fmt_self 8" want=Destination ;;
+		dest-majmin) args="$S $self 8" want=Destination ;;
+		source-path) args="/dev/mapper/fmt_self $D 8" want=Source ;;
+		esac
+		before=$(dmesg | wc -l)
+		if timeout 30 dmsetup reload fmt_self --table "0 $N flushmirror $args" 2>/dev/null; then
+			fail "reject-self-$leg" "reload over itself accepted: '$args'"
+			dmsetup clear fmt_self 2>/dev/null
+			continue
+		fi
+		logline=$(dmesg | tail -n +$((before + 1)) | grep 'flushmirror:' | head -n 1)
+		if echo "$logline" | grep -q "$want is the flushmirror device itself"; then
+			pass "reject-self-$leg"
+		else
+			fail "reject-self-$leg" "error: '$logline'"
+		fi
+	done
+	check self-table-unchanged test -z "$(dmsetup table --inactive fmt_self)"
+	dm_remove fmt_self
+else
+	fail reject-self "cannot create fmt_self"
+fi
+
 # ---- the kernel is still healthy: a valid table works
 if fm_create fmt_ok $S $D 8; then
 	pass valid-after-rejects
