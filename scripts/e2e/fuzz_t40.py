@@ -85,6 +85,13 @@ def t_reject(why, err="EINVAL"):
                    % (why, err), err)
 
 
+# dm_get_device() before Linux 6.5 (dm_get_dev_t) reports every path that
+# does not name a block device as -ENODEV; since, lookup_bdev()'s own error
+PATH_ERRNO = ("ENODEV" if tuple(map(int, re.findall(r"[0-9]+",
+                                                   os.uname().release)[:2]))
+              < (6, 5) else None)
+
+
 class Env:
     """What the oracle needs to know of the machine: how a device argument
     resolves (dm_devt_from_path: "maj:min" or a path) and device sizes."""
@@ -102,9 +109,9 @@ class Env:
             try:
                 st = os.stat(arg)
             except OSError as e:
-                return None, errno.errorcode[e.errno]
+                return None, PATH_ERRNO or errno.errorcode[e.errno]
             if not stat.S_ISBLK(st.st_mode):
-                return None, "ENOTBLK"
+                return None, PATH_ERRNO or "ENOTBLK"
             dev = (os.major(st.st_rdev), os.minor(st.st_rdev))
         if dev == selfdev:			# a table cannot use its own device
             return None, "SELF"
