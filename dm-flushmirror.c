@@ -1311,23 +1311,43 @@ static void fm_free(struct flushmirror_c *fm)
 }
 
 /*
- * fm_is_self - whether a device argument names the flushmirror device
- * itself: a table over its own device would send every bio back to it.
- * dm core refuses that in recent kernels, 6.1 does not; checking it first
- * gives every kernel the same error.  An argument that does not resolve is
- * left to dm_get_device() to report; "major:minor" is read as it reads it.
- * Context: process (ctr).
+ * fm_get_leg - open one leg (@is_src: the source, else the destination),
+ * refusing the flushmirror device itself: a table over its own device would
+ * send every bio back to it.  dm core refuses that since Linux 6.5, 6.1
+ * does not.  The check before the open reads the argument as dm core does
+ * ("major:minor", else a path), so that every kernel gives the same error;
+ * the check after it catches the other spellings 6.1 resolves (a hex
+ * device number, a bare kernel name).  An argument that does not resolve is
+ * left to dm_get_device() to report.  On error a leg already opened is put
+ * by fm_free().  Context: process (ctr).
  */
-static bool fm_is_self(struct dm_target *ti, const char *path)
+static int fm_get_leg(struct dm_target *ti, const char *path,
+		      struct dm_dev **leg, bool is_src)
 {
 	dev_t self = disk_devt(dm_disk(dm_table_get_md(ti->table)));
 	unsigned int major, minor;
 	char dummy;
 	dev_t dev;
+	int r;
 
-	if (sscanf(path, "%u:%u%c", &major, &minor, &dummy) == 2)
-		return major == MAJOR(self) && minor == MINOR(self);
-	return !lookup_bdev(path, &dev) && dev == self;
+	if (sscanf(path, "%u:%u%c", &major, &minor, &dummy) == 2) {
+		if (major == MAJOR(self) && minor == MINOR(self))
+			goto is_self;
+	} else if (!lookup_bdev(path, &dev) && dev == self) {
+		goto is_self;
+	}
+	r = dm_get_device(ti, path, dm_table_get_mode(ti->table), leg);
+	if (r) {
+		ti->error = is_src ? "Cannot open source device" :
+				     "Cannot open destination device";
+		return r;
+	}
+	if ((*leg)->bdev->bd_dev != self)
+		return 0;
+is_self:
+	ti->error = is_src ? "Source is the flushmirror device itself" :
+			     "Destination is the flushmirror device itself";
+	return -EINVAL;
 }
 
 /*
@@ -1340,24 +1360,12 @@ static int fm_open_devices(struct flushmirror_c *fm, char **argv)
 	unsigned int bytes = fm->region_size << SECTOR_SHIFT;
 	int r;
 
-	if (fm_is_self(ti, argv[0])) {
-		ti->error = "Source is the flushmirror device itself";
-		return -EINVAL;
-	}
-	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &fm->src);
-	if (r) {
-		ti->error = "Cannot open source device";
+	r = fm_get_leg(ti, argv[0], &fm->src, true);
+	if (r)
 		return r;
-	}
-	if (fm_is_self(ti, argv[1])) {
-		ti->error = "Destination is the flushmirror device itself";
-		return -EINVAL;
-	}
-	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table), &fm->dst);
-	if (r) {
-		ti->error = "Cannot open destination device";
+	r = fm_get_leg(ti, argv[1], &fm->dst, false);
+	if (r)
 		return r;
-	}
 	if (fm->src->bdev == fm->dst->bdev) {
 		ti->error = "Source and destination are the same device";
 		return -EINVAL;

@@ -36,17 +36,16 @@ t0=$(date +%s)
 BUDGET=${FM_BUDGET:-5100}
 start=${FM_CI_START:-$t0}
 
-# newest Debian headers package matching a pattern (apt lists, else /usr/src)
-newest_headers() {
-	{ apt-cache pkgnames linux-headers- 2>/dev/null
-	  ls -d /usr/src/linux-headers-* 2>/dev/null | sed 's|.*/||'; } |
-		grep -E "^$1\$" | sort -uV | tail -n 1
-}
-hdr61=$(newest_headers 'linux-headers-6\.1\.0-[0-9]+-amd64' || true)
-hdr612=$(newest_headers 'linux-headers-6\.12\.[0-9]+\+deb12-amd64' || true)
+hdr61=$(newest_pkg 'linux-headers-6\.1\.0-[0-9]+-amd64' || true)
+hdr612=$(newest_pkg 'linux-headers-6\.12\.[0-9]+\+deb12-amd64' || true)
 # installed first: all apt work up front, before the timed sections
 apt_ensure sparse perl build-essential ${hdr61:+"$hdr61"} ${hdr612:+"$hdr612"} ||
 	log "WARNING: could not install the headers packages"
+
+# counts and figures of an earlier run must not stand in for a section
+# that does not run this time
+rm -f "$FM_BUILD"/results/kunit.summary "$FM_BUILD"/results/kunit-x86.summary \
+	"$FM_BUILD"/results/{e2e,qemu-debian}/{summary,stats}
 
 P=0 F=0 S=0
 add() { P=$((P + $1)) F=$((F + $2)) S=$((S + $3)); }
@@ -175,11 +174,13 @@ figure() {
 	cat "$FM_BUILD/results/e2e/stats" "$FM_BUILD/results/qemu-debian/stats" \
 		2>/dev/null | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { n += $2 } END { print n + 0 }'
 }
-echo "=== fault injection (UML + Debian 6.1): $(figure cuts) power-cut points tried," \
-	"$(figure covered) covered writes checked, $(figure lost) lost;" \
-	"$(figure faults) faults injected, $(figure guest_errors) guest errors;" \
-	"$(figure fuzz_rejected) fuzz cases rejected with a specific error," \
-	"$(figure fuzz_accepted) valid ones accepted"
+echo "=== fault injection (UML + Debian 6.1): cut points tried: $(figure cuts)" \
+	"power cuts, $(figure replay_points) log replay points; covered writes" \
+	"checked $(figure covered), lost $(figure lost); fsynced files checked" \
+	"$(figure files_covered), lost $(figure files_lost); faults injected" \
+	"$(figure faults), guest errors $(figure guest_errors); fuzz cases" \
+	"rejected with a specific error $(figure fuzz_rejected), valid ones" \
+	"accepted $(figure fuzz_accepted)"
 
 echo "=== total after $(($(date +%s) - t0)) s: KUnit $kp/$kf/$ks, e2e $ep/$ef/$es, build/style $bp/$bf/0, qemu-debian $qp/$qf/$qs, kunit-x86 $xp/$xf/$xs (passed/failed/skipped)"
 echo "$P passed, $F failed, $S skipped"

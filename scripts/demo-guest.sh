@@ -34,12 +34,12 @@ if [ $$ -eq 1 ]; then
 	set -u
 	GUEST_TAG=demo-init
 	trap guest_power_off EXIT
+	guest_mounts
 	# The kernel found no /dev/console on the hostfs root, so there is no
 	# stdio yet; the output goes to $FM_DEMO_RES/guest.log, which the host
 	# shows as it grows (the UML console needs channel drivers that a
 	# KUnit-style UML config may lack).
 	exec </dev/null >/dev/null 2>&1
-	guest_mounts
 	mkdir -p /run/lock /run/demo-res
 	res=
 	if [ -n "${FM_DEMO_RES:-}" ] &&

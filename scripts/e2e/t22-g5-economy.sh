@@ -37,8 +37,10 @@ LOAD=$BG_PID
 bad= last_copying= n=0
 end=$((SECONDS + 150))
 while [ $SECONDS -lt $end ]; do
-	fm_status fme
+	# the flush count first: if the status read after it still shows a
+	# region to copy, no transition flush can be in that count
 	st=$(dfl)
+	fm_status fme
 	[ "$ST_PHASE" = copying ] || break
 	# every region copied: the transition flush may be in flight while
 	# the phase still says copying (SPEC 2); that flush is checked below

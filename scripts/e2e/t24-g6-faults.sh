@@ -124,8 +124,8 @@ fault flakey-allio-synced "0 $N flakey $D 0 0 5 0" synced
 # ---- dm-flakey drop_writes after synced: the destination acknowledges
 # writes it never stores.  No mirror can see that (dm-raid1 cannot either):
 # the guest must be unaffected and read its data from the source; the
-# damage is found by the compare before a switchover (the admin tool and
-# Documentation/flushmirror.rst say so), and a fresh copy repairs it.
+# damage is found by a compare before a switchover (Documentation/
+# flushmirror.rst, Limitations), and a fresh copy repairs it.
 info "=== flakey-drop-synced: destination -> drop_writes while synced"
 fm_create fmx $S $L 128 || die "cannot create fmx"
 wait_phase fmx synced 60 || fail flakey-drop-synced-first "$ST_RAW"

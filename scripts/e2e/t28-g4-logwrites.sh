@@ -15,9 +15,12 @@
 # Policies generation and always, 1 and 4 concurrent writers.  With
 # debug_skip_dest_flush=1 the destination sees no flush and the covered
 # writes are lost (the test bites).
-# The model trusts the log's order: a flush logged before an earlier
-# issued one would make its writes look late.  null_blk completes inline
-# (irqmode 0) and UML has one CPU, so flushes complete in issue order.
+# The model trusts the log's order: dm-log-writes takes the writes a flush
+# covers when it maps the flush and logs them when it completes, so a flush
+# completing before an earlier mapped one would make that one's writes look
+# late.  null_blk completes inline (irqmode 0); with one CPU (UML) flushes
+# complete in issue order.  With several CPUs (QEMU) only one writer runs:
+# then one guest flush, so one destination flush, is in flight at a time.
 # T28_SEED (default 28) and T28_AREA (blocks per writer, default 512)
 # change the run.
 # shellcheck source=/dev/null
@@ -146,6 +149,10 @@ run_cfg() {
 
 cuts=0 covered=0 lost=0 errs=
 configs=("generation 1" "generation 4" "always 1" "always 4")
+if [ "$(nproc)" -gt 1 ]; then
+	info "$(nproc) CPUs: one writer only (see the header)"
+	configs=("generation 1" "always 1")
+fi
 for ((c = 1; c <= ${#configs[@]}; c++)); do
 	read -r policy jobs <<<"${configs[c - 1]}"
 	run_cfg "$c" "$policy" "$jobs" 0
@@ -184,4 +191,4 @@ if [ -w "$PARAM" ]; then
 else
 	skip test-bites "no $PARAM"
 fi
-echo "STAT: cuts=$cuts covered=$covered lost=$lost"
+echo "STAT: replay_points=$cuts covered=$covered lost=$lost"

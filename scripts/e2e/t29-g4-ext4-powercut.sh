@@ -15,7 +15,7 @@
 # With debug_skip_dest_flush=1 a cut must lose files (the test bites).
 # T29_CUTS (default 4: policies generation and always in turn) and
 # T29_SEED (default 29) change the run.
-# Last line: "STAT: cuts=N covered=N lost=N" (the normal cuts).
+# Last line: "STAT: cuts=N files_covered=N files_lost=N" (the normal cuts).
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -314,4 +314,4 @@ else
 	skip test-bites "no $PARAM (not a debug build)"
 fi
 
-echo "STAT: cuts=$cuts_done covered=$total_cov lost=$total_lost"
+echo "STAT: cuts=$cuts_done files_covered=$total_cov files_lost=$total_lost"

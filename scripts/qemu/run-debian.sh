@@ -14,7 +14,7 @@
 #   -t SECONDS  overall timeout for QEMU (default: sum of test timeouts + 300)
 #   -T SECONDS  per-test timeout inside the guest (default 600)
 #   -o DIR      results directory (default .build/results/qemu-debian, emptied)
-#   -k KVER     Debian kernel version (default 6.1.0-56-amd64)
+#   -k KVER     Debian kernel version (default: the newest 6.1.0-N-amd64)
 #   -m MEM      guest memory (default 2G)
 #   -s N        guest CPUs (default 2)
 #   -a ARG      extra kernel command line argument (repeatable); a
@@ -88,7 +88,10 @@ if [ "${1:-}" = --kunit ]; then
 	exit
 fi
 
-KVER=6.1.0-56-amd64
+# Debian's newest 6.1 kernel ABI (older ones leave the mirrors)
+KVER=$(newest_pkg 'linux-image-6\.1\.0-[0-9]+-amd64' || true)
+KVER=${KVER#linux-image-}
+KVER=${KVER:-6.1.0-56-amd64}
 RES=$FM_BUILD/results/qemu-debian
 QDIR=$FM_BUILD/qemu
 timeout_s=
@@ -190,7 +193,8 @@ done
 # ---- 3. boot
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.txt "$RES"/done "$RES"/summary "$RES"/stats
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.timeout "$RES"/*.txt \
+	"$RES"/done "$RES"/summary "$RES"/stats
 
 cmdline=(
 	console=ttyS0 panic=-1 rdinit=/init

@@ -33,6 +33,14 @@ apt_ensure() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# newest_pkg REGEX: the newest Debian package whose name matches REGEX
+# (anchored), among those apt knows and the kernel headers in /usr/src
+newest_pkg() {
+	{ apt-cache pkgnames "${1%%[\\[]*}" 2>/dev/null
+	  ls -d /usr/src/linux-headers-* 2>/dev/null | sed 's|.*/||'; } |
+		grep -E "^$1\$" | sort -uV | tail -n 1
+}
+
 # Packages needed to build and boot the UML kernel and run the e2e tests.
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
@@ -52,7 +60,7 @@ count_results() {
 	local label=$1 res=$2 tmo=$3 t logf p f s trc why secs reports
 	local pass=0 fail=0 skip=0
 	local -A stat=()
-	local k v kv
+	local k v kv t_tmo
 	shift 3
 	for t in "$@"; do
 		logf=$res/$t.log
@@ -66,10 +74,11 @@ count_results() {
 		else
 			trc=$(cat "$res/$t.rc")
 			if [ "$trc" != 0 ] && [ "$f" -eq 0 ]; then
-				[ -f "$res/$t.timeout" ] && tmo=$(cat "$res/$t.timeout")
+				t_tmo=$tmo
+				[ -f "$res/$t.timeout" ] && t_tmo=$(cat "$res/$t.timeout")
 				case $trc in
-				124) why=" (timed out after ${tmo}s)" ;;
-				137) why=" (killed: timed out after ${tmo}s, ignored SIGTERM)" ;;
+				124) why=" (timed out after ${t_tmo}s)" ;;
+				137) why=" (killed: timed out after ${t_tmo}s, ignored SIGTERM)" ;;
 				*) why= ;;
 				esac
 				echo "FAIL: $t: exit $trc$why" | tee -a "$logf"
@@ -134,21 +143,25 @@ fm_prepare_tree() {
 	if [ ! -f "$FM_TREE/Makefile" ]; then
 		[ -f "$FM_SRC_TARBALL" ] || die "$FM_SRC_TARBALL missing (linux-source-6.12)"
 		log "unpacking $FM_SRC_TARBALL"
-		rm -rf "$FM_BUILD/unpack.tmp"
-		mkdir -p "$FM_BUILD/unpack.tmp"
-		tar -C "$FM_BUILD/unpack.tmp" -xf "$FM_SRC_TARBALL"
-		rm -rf "$FM_TREE"
-		mv "$FM_BUILD/unpack.tmp/linux-source-6.12" "$FM_TREE"
+		# (every step checked: the callers test this function's status,
+		# which turns set -e off inside it)
+		rm -rf "$FM_BUILD/unpack.tmp" && mkdir -p "$FM_BUILD/unpack.tmp" ||
+			die "cannot make $FM_BUILD/unpack.tmp"
+		tar -C "$FM_BUILD/unpack.tmp" -xf "$FM_SRC_TARBALL" ||
+			die "cannot unpack $FM_SRC_TARBALL"
+		rm -rf "$FM_TREE" &&
+			mv "$FM_BUILD/unpack.tmp/linux-source-6.12" "$FM_TREE" ||
+			die "cannot move the unpacked tree to $FM_TREE"
 		rm -rf "$FM_BUILD/unpack.tmp"
 	fi
 	for f in Kconfig Kbuild dm-flushmirror.c; do
 		[ -f "$FM_REPO/$f" ] || die "$FM_REPO/$f missing"
 	done
-	mkdir -p "$dest"
+	mkdir -p "$dest" || die "cannot make $dest"
 	for f in "${FM_MODULE_FILES[@]}"; do
 		[ -e "$FM_REPO/$f" ] && srcs+=("$FM_REPO/$f")
 	done
-	rsync -rc --delete "${srcs[@]}" "$dest/"
+	rsync -rc --delete "${srcs[@]}" "$dest/" || die "cannot overlay the module into $dest"
 	if ! grep -q 'drivers/md/flushmirror/Kconfig' "$FM_TREE/drivers/md/Kconfig"; then
 		log "hooking flushmirror into drivers/md/Kconfig"
 		sed -i 's|^endif # MD$|source "drivers/md/flushmirror/Kconfig"\n\n&|' \

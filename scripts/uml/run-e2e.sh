@@ -10,7 +10,7 @@
 #               (default: every scripts/e2e/t[0-9]*.sh)
 #   -a ARG      extra kernel command line argument (repeatable)
 #   -T SECONDS  per-test timeout inside the guest (default 300); a test
-#               overrides it with "# fm-timeout: <seconds>" in its first
+#               asks for more with "# fm-timeout: <seconds>" in its first
 #               20 lines
 #   -t SECONDS  overall boot timeout (default: sum of the tests' timeouts
 #               + 120)
@@ -77,7 +77,9 @@ if [ -z "$timeout_s" ]; then
 	for t in "${tests[@]}"; do
 		tt=$(awk 'NR > 20 { exit } /^# *fm-timeout: *[0-9]+/ { sub(/^# *fm-timeout: */, ""); print $1 + 0; exit }' \
 			"$FM_REPO/scripts/e2e/$t.sh")
-		timeout_s=$((timeout_s + ${tt:-$test_timeout} + 10))
+		# as the guest does (guest_run_tests): the larger of the two
+		[ "${tt:-0}" -ge "$test_timeout" ] || tt=$test_timeout
+		timeout_s=$((timeout_s + tt + 10))
 	done
 fi
 if [ -n "$cap" ] && [ "$timeout_s" -gt "$cap" ]; then
@@ -86,7 +88,8 @@ fi
 
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
-rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.txt "$RES"/done "$RES"/summary "$RES"/stats
+rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.secs "$RES"/*.txt \
+	"$RES"/done "$RES"/summary "$RES"/stats
 
 cmdline=(
 	mem=2G
