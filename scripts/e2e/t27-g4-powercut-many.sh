@@ -8,7 +8,9 @@
 # and the destination (null_blk, volatile cache) loses its power while I/O
 # is in flight; then every covered block must be on the destination.
 # Policies generation and always, 1 and 4 concurrent writers.  The device
-# is then copied afresh for the next cut.  With debug_skip_dest_flush=1 a
+# is then copied afresh for the next cut.  Then T27_COPYING_CUTS (default 4)
+# cuts while still copying take the power of both legs (the source has a
+# volatile cache too): every covered block must be on the source.  With debug_skip_dest_flush=1 a
 # few cuts must report lost writes (the test bites).
 # T27_CUTS (default 20) and T27_SEED (default 27) change the run.
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +21,8 @@ SEED=${T27_SEED:-27}
 MIB=24
 N=$((MIB * 2048))
 AREA=1024			# 4 KiB blocks per writer (4 MiB)
-nb_create fmp_src $MIB || die "cannot create fmp_src"
+# the source has a volatile cache too: the copying cuts power both legs
+nb_create fmp_src $MIB $((MIB * 2)) || die "cannot create fmp_src"
 nb_create fmp_dst $MIB $((MIB * 2)) || die "cannot create fmp_dst"
 S=/dev/fmp_src D=/dev/fmp_dst M=/dev/mapper/fmp
 fm_create fmp $S $D 1024 || die "cannot create flushmirror"
@@ -128,6 +131,50 @@ cut() {
 	info "cut $k timing: cut+kill $(echo "$t1 - $t0" | bc)s, check $(echo "$t2 - $t1" | bc)s, heal $(echo "$t3 - $t2" | bc)s"
 }
 
+# cut_copying K POLICY JOBS: the same writers while the device is still
+# copying (1 MiB/s), then both legs lose power at once, as with a host
+# power failure: every covered block must be on the source (before synced
+# the destination is promised nothing).  Sets CUT_COVERED, CUT_LOST,
+# CUT_ERR; leaves the device synced again.
+cut_copying() {
+	local k=$1 policy=$2 jobs=$3 j pids=() lost covered=0 ms
+	CUT_ERR=
+	timeout 60 dmsetup remove fmp || { CUT_ERR="cannot remove fmp"; return; }
+	fm_create fmp $S $D 1024 flush_policy $policy copy_rate 1024 ||
+		{ CUT_ERR="cannot create fmp copying"; return; }
+	fresh $M 0 $((4 * AREA * 4096)) || { CUT_ERR="discard failed"; return; }
+	rm -f $E2E_TMP/cov.*
+	for ((j = 0; j < jobs; j++)); do
+		echo 0 >$E2E_TMP/cov.$j
+		writer $k $j &
+		pids+=($!)
+	done
+	ms=$((200 + RANDOM % 1300))
+	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+	for ((j = 0; j < jobs; j++)); do
+		COV[j]=$(cat $E2E_TMP/cov.$j)
+		covered=$((covered + COV[j]))
+	done
+	fm_status fmp
+	[ "$ST_PHASE" = copying ] || CUT_ERR="not copying at the cut: $ST_RAW"
+	nb_power fmp_dst 0
+	nb_power fmp_src 0
+	kill "${pids[@]}" 2>/dev/null
+	wait "${pids[@]}" 2>/dev/null
+	info "copying cut $k ($policy, $jobs jobs, after ${ms} ms): $ST_RAW"
+	# the dead disks go with the device (dm would reuse their dev_t)
+	timeout 60 dmsetup remove fmp || CUT_ERR+="cannot remove fmp; "
+	nb_power fmp_src 1 && wait_bdev $S 10 && nb_power fmp_dst 1 &&
+		wait_bdev $D 10 || { CUT_ERR+="power on failed"; return; }
+	lost=$($PY $E2E_TMP/check.py $S $k $AREA "${COV[@]:0:jobs}") ||
+		{ CUT_ERR+="check failed: $lost"; return; }
+	CUT_COVERED=$covered CUT_LOST=$lost
+	info "copying cut $k: covered $covered, lost on the source $lost"
+	fm_create fmp $S $D 1024 || { CUT_ERR+="cannot recreate fmp"; return; }
+	wait_phase fmp synced 90 || { CUT_ERR+="not synced again: $ST_RAW"; return; }
+	fresh $M 0 $((4 * AREA * 4096)) || CUT_ERR+="discard failed"
+}
+
 total_cov=0 total_lost=0 cuts_done=0 errs=
 configs=("generation 1" "generation 4" "always 1" "always 4")
 for ((k = 1; k <= CUTS; k++)); do
@@ -142,11 +189,28 @@ for ((k = 1; k <= CUTS; k++)); do
 	total_lost=$((total_lost + CUT_LOST))
 done
 info "power cuts: $cuts_done tried, writes covered $total_cov, writes lost $total_lost"
-echo "STAT: cuts=$cuts_done covered=$total_cov lost=$total_lost"
 [ -z "$errs" ] && pass powercut-runs || fail powercut-runs "$errs"
 expect powercut-covered-writes "$total_cov" -gt 0
 expect powercut-lost-writes "$total_lost" -eq 0
 check_inv powercut-invariants fmp
+
+# ---- while copying: the source keeps what the guest flushed
+c_cov=0 c_lost=0 c_done=0 errs=
+for ((k = 51; k < 51 + ${T27_COPYING_CUTS:-4}; k++)); do
+	set -- ${configs[$(((k - 51) % 4))]}
+	cut_copying $k "$1" "$2"
+	if [ -n "$CUT_ERR" ]; then
+		errs+="cut $k: $CUT_ERR; "
+		break
+	fi
+	c_done=$((c_done + 1))
+	c_cov=$((c_cov + CUT_COVERED)) c_lost=$((c_lost + CUT_LOST))
+done
+info "power cuts while copying: $c_done tried, writes covered $c_cov, lost on the source $c_lost"
+[ -z "$errs" ] && pass copying-powercut-runs || fail copying-powercut-runs "$errs"
+expect copying-powercut-covered-writes "$c_cov" -gt 0
+expect copying-powercut-source-lost-writes "$c_lost" -eq 0
+echo "STAT: cuts=$((cuts_done + c_done)) covered=$((total_cov + c_cov)) lost=$((total_lost + c_lost))"
 
 # ---- the test bites
 if [ -w $PARAM ]; then
