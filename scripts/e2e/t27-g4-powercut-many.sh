@@ -85,48 +85,68 @@ writer() {
 	done
 }
 
-# cut K POLICY JOBS: prints nothing; sets CUT_COVERED, CUT_LOST, CUT_ERR
-cut() {
-	local k=$1 policy=$2 jobs=$3 j pids=() cov i lost=0 covered=0 ms
-	CUT_ERR=
-	timeout 10 dmsetup message fmp 0 flush_policy $policy
+# The steps both kinds of cut share.  Each sets CUT_ERR on failure.
+# run_writers K JOBS: start JOBS writers for cut K (pids in WPIDS), let
+# them run a random (seeded) 200-1500 ms (in CUT_MS), then read the covered
+# counts (COV[j], their sum in CUT_COVERED).  Covered counts first, then
+# the cut: a fsync completing in between only adds coverage not counted.
+run_writers() {
+	local k=$1 jobs=$2 j
 	rm -f $E2E_TMP/cov.*
+	WPIDS=()
 	for ((j = 0; j < jobs; j++)); do
 		echo 0 >$E2E_TMP/cov.$j
 		writer $k $j &
-		pids+=($!)
+		WPIDS+=($!)
 	done
-	ms=$((200 + RANDOM % 1300))
-	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
-	# covered counts first, then the cut: a fsync completing in between
-	# only adds coverage that is not counted
+	CUT_MS=$((200 + RANDOM % 1300))
+	sleep "$((CUT_MS / 1000)).$(printf %03d $((CUT_MS % 1000)))"
+	CUT_COVERED=0
 	for ((j = 0; j < jobs; j++)); do
 		COV[j]=$(cat $E2E_TMP/cov.$j)
+		CUT_COVERED=$((CUT_COVERED + COV[j]))
 	done
-	local t0=$(date +%s.%N) t1 t2 t3
+}
+stop_writers() {
+	kill "${WPIDS[@]}" 2>/dev/null
+	wait "${WPIDS[@]}" 2>/dev/null
+}
+# check_lost DEV K JOBS: covered blocks of cut K missing on DEV, in
+# CUT_LOST (one python for every writer: its start-up is slow in UML);
+# returns 1 when the check itself failed
+check_lost() {
+	CUT_LOST=$($PY $E2E_TMP/check.py $1 $2 $AREA "${COV[@]:0:$3}") ||
+		{ CUT_ERR+="check failed: $CUT_LOST"; return 1; }
+}
+# heal SECONDS: a fresh synced copy with the writers' areas discarded, for
+# the next cut (fmp removed first: with it goes the dead disk, whose dev_t
+# the new one has, and dm would reuse it)
+heal() {
+	fm_create fmp $S $D 1024 || { CUT_ERR+="cannot recreate fmp"; return; }
+	wait_phase fmp synced "$1" || { CUT_ERR+="not synced again: $ST_RAW"; return; }
+	fresh $M 0 $((4 * AREA * 4096)) || CUT_ERR+="discard failed"
+}
+
+# cut K POLICY JOBS: the destination loses its power on the synced device;
+# every covered block must be on it.  Sets CUT_COVERED, CUT_LOST, CUT_ERR.
+cut() {
+	local k=$1 policy=$2 jobs=$3 t0 t1 t2 t3
+	CUT_ERR=
+	timeout 10 dmsetup message fmp 0 flush_policy $policy
+	run_writers $k $jobs
+	t0=$(date +%s.%N)
 	nb_power fmp_dst 0
-	kill "${pids[@]}" 2>/dev/null
-	wait "${pids[@]}" 2>/dev/null
+	stop_writers
 	t1=$(date +%s.%N)
 	nb_power fmp_dst 1 && wait_bdev $D 10 || { CUT_ERR="power on failed"; return; }
-	for ((j = 0; j < jobs; j++)); do
-		covered=$((covered + COV[j]))
-	done
-	# one python for every writer's check (its start-up is slow in UML)
-	lost=$($PY $E2E_TMP/check.py $D $k $AREA "${COV[@]:0:jobs}") ||
-		{ CUT_ERR="check failed: $lost"; return; }
+	check_lost $D $k $jobs || return
 	t2=$(date +%s.%N)
-	CUT_COVERED=$covered CUT_LOST=$lost
 	# start the next cut from a fresh copy (healing by retry after a lost
 	# cache is t24's business)
 	fm_status fmp
-	info "cut $k ($policy, $jobs jobs, after ${ms} ms): covered $covered, lost $lost; $ST_RAW"
-	# (removing the device also drops the dead disk, which has the new
-	# one's dev_t: dm would reuse it)
+	info "cut $k ($policy, $jobs jobs, after ${CUT_MS} ms): covered $CUT_COVERED, lost $CUT_LOST; $ST_RAW"
 	timeout 60 dmsetup remove fmp || { CUT_ERR="cannot remove fmp"; return; }
-	fm_create fmp $S $D 1024 || { CUT_ERR="cannot recreate fmp"; return; }
-	wait_phase fmp synced 60 || { CUT_ERR="not synced again: $ST_RAW"; return; }
-	fresh $M 0 $((4 * AREA * 4096)) || CUT_ERR="discard failed"
+	heal 60
 	t3=$(date +%s.%N)
 	info "cut $k timing: cut+kill $(echo "$t1 - $t0" | bc)s, check $(echo "$t2 - $t1" | bc)s, heal $(echo "$t3 - $t2" | bc)s"
 }
@@ -137,42 +157,25 @@ cut() {
 # the destination is promised nothing).  Sets CUT_COVERED, CUT_LOST,
 # CUT_ERR; leaves the device synced again.
 cut_copying() {
-	local k=$1 policy=$2 jobs=$3 j pids=() lost covered=0 ms
+	local k=$1 policy=$2 jobs=$3
 	CUT_ERR=
 	timeout 60 dmsetup remove fmp || { CUT_ERR="cannot remove fmp"; return; }
 	fm_create fmp $S $D 1024 flush_policy $policy copy_rate 1024 ||
 		{ CUT_ERR="cannot create fmp copying"; return; }
 	fresh $M 0 $((4 * AREA * 4096)) || { CUT_ERR="discard failed"; return; }
-	rm -f $E2E_TMP/cov.*
-	for ((j = 0; j < jobs; j++)); do
-		echo 0 >$E2E_TMP/cov.$j
-		writer $k $j &
-		pids+=($!)
-	done
-	ms=$((200 + RANDOM % 1300))
-	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
-	for ((j = 0; j < jobs; j++)); do
-		COV[j]=$(cat $E2E_TMP/cov.$j)
-		covered=$((covered + COV[j]))
-	done
+	run_writers $k $jobs
 	fm_status fmp
 	[ "$ST_PHASE" = copying ] || CUT_ERR="not copying at the cut: $ST_RAW"
 	nb_power fmp_dst 0
 	nb_power fmp_src 0
-	kill "${pids[@]}" 2>/dev/null
-	wait "${pids[@]}" 2>/dev/null
-	info "copying cut $k ($policy, $jobs jobs, after ${ms} ms): $ST_RAW"
-	# the dead disks go with the device (dm would reuse their dev_t)
+	stop_writers
+	info "copying cut $k ($policy, $jobs jobs, after ${CUT_MS} ms): $ST_RAW"
 	timeout 60 dmsetup remove fmp || CUT_ERR+="cannot remove fmp; "
 	nb_power fmp_src 1 && wait_bdev $S 10 && nb_power fmp_dst 1 &&
 		wait_bdev $D 10 || { CUT_ERR+="power on failed"; return; }
-	lost=$($PY $E2E_TMP/check.py $S $k $AREA "${COV[@]:0:jobs}") ||
-		{ CUT_ERR+="check failed: $lost"; return; }
-	CUT_COVERED=$covered CUT_LOST=$lost
-	info "copying cut $k: covered $covered, lost on the source $lost"
-	fm_create fmp $S $D 1024 || { CUT_ERR+="cannot recreate fmp"; return; }
-	wait_phase fmp synced 90 || { CUT_ERR+="not synced again: $ST_RAW"; return; }
-	fresh $M 0 $((4 * AREA * 4096)) || CUT_ERR+="discard failed"
+	check_lost $S $k $jobs || return
+	info "copying cut $k: covered $CUT_COVERED, lost on the source $CUT_LOST"
+	heal 90
 }
 
 total_cov=0 total_lost=0 cuts_done=0 errs=
