@@ -47,6 +47,11 @@ apt_ensure sparse perl build-essential ${hdr61:+"$hdr61"} ${hdr612:+"$hdr612"} |
 rm -f "$FM_BUILD"/results/kunit.summary "$FM_BUILD"/results/kunit-x86.summary \
 	"$FM_BUILD"/results/{e2e,qemu-debian}/{summary,stats}
 
+# one line that diagnoses the host for User-Mode Linux (CPU, XSTATE size,
+# the FP path UML takes); t00-testbed reports what the UML kernel did
+( fm_prepare_tree ) >/dev/null 2>&1 || true  # (build.sh reports a failure)
+echo "=== host: $(fm_host_line)"
+
 P=0 F=0 S=0
 add() { P=$((P + $1)) F=$((F + $2)) S=$((S + $3)); }
 readsum() { # file -> "passed failed skipped"

@@ -47,6 +47,13 @@ done
 LINUX=$FM_UML/linux
 RES=$FM_BUILD/results/demo
 
+# the host diagnosis first (CPU, XSTATE size, the FP path UML takes): a
+# host that breaks User-Mode Linux is named in one line
+if type fm_host_line >/dev/null 2>&1; then
+	( fm_prepare_tree ) >/dev/null 2>&1 || true  # (build.sh reports a failure)
+	log "$(fm_host_line)"
+fi
+
 if [ "$build" = 1 ]; then
 	[ -x "$REPO/scripts/uml/build.sh" ] || die "scripts/uml/build.sh missing"
 	[ "$(id -u)" = 0 ] || log "not root: the package check (apt-get) may fail"
@@ -96,6 +103,14 @@ log "User-Mode Linux exited after $(($(date +%s) - start)) s"
 
 if [ ! -f "$RES/rc" ]; then
 	log "the guest did not finish (UML exit $rc); see $RES/uml.log"
+	cause=$(grep -aE 'ptrace set fp regs failed|get_fp_registers failed|Kernel panic' \
+		"$RES/uml.log" | head -n 2 | tr '\n' ' ')
+	[ -n "$cause" ] && log "cause: $cause"
+	case $cause in
+	*"set fp regs failed, errno = 14"*)
+		log "PTRACE_SETREGSET refused UML's FP buffer (host XSTATE larger than it):" \
+			"is scripts/uml/patches/0001 applied to .build/linux-source-6.12?" ;;
+	esac
 	tail -n 20 "$RES/uml.log" >&2
 	exit 1
 fi

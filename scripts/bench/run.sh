@@ -66,6 +66,8 @@ if [ -z "${FM_SKIP_APT:-}" ]; then
 	apt_ensure "${FM_UML_PKGS[@]}" jq gnuplot-nox
 fi
 
+log "$(fm_host_line)"
+
 # 2. the non-debug kernel
 [ -z "${FMB_LINUX:-}" ] || build=
 if [ -n "$build" ]; then

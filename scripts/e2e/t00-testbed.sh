@@ -6,7 +6,10 @@
 # memory-backed device with a write-back cache can be made through configfs,
 # dm-linear over it round-trips data with dd and passes a fio verify job,
 # flushes reach the null_blk (stat field 16), and a power cut drops
-# unflushed writes but keeps flushed ones.
+# unflushed writes but keeps flushed ones.  First of all, user threads
+# keep their FP/SIMD registers across context switches (simd-check.c: the
+# UML kernel moves them through ptrace, scripts/uml/patches/0001-*.patch),
+# and under UML the FP path the kernel took at boot is reported.
 # Prints PASS:/FAIL:/SKIP: lines (the scripts/e2e results contract).
 set -uo pipefail
 
@@ -32,6 +35,42 @@ cleanup() {
 trap cleanup EXIT
 
 flushes() { awk '{print $16}' "/sys/block/$NB/stat"; }
+
+# --- FP/SIMD state of user threads (first: everything else relies on it)
+if grep -q 'User Mode Linux' /proc/cpuinfo 2>/dev/null; then
+	fpline=$(dmesg | grep -m 1 'x86/um: host XSTATE\|x86/um: host has no')
+	if [ -n "$fpline" ]; then
+		pass "UML FP path: ${fpline#*x86/um: }"
+	else
+		fail "UML FP path" "no 'x86/um: host XSTATE' boot line: this UML kernel lacks scripts/uml/patches/0001 (unpatched, it cannot run user processes on hosts whose XSTATE regset exceeds 2696 bytes, such as AMX hosts)"
+	fi
+else
+	echo "NOTE: $("${FM_REPO:-.}/.build/simd-check" --probe 2>&1)"
+fi
+SIMD=${FM_REPO:-.}/.build/simd-check
+if [ ! -x "$SIMD" ] || [ "$SIMD" -ot "${FM_REPO:-.}/scripts/e2e/simd-check.c" ]; then
+	SIMD=$TMP/simd-check
+	gcc -O2 -pthread -o "$SIMD" "${FM_REPO:-.}/scripts/e2e/simd-check.c" 2>&1 | tail -n 5
+fi
+if [ ! -x "$SIMD" ]; then
+	fail "SIMD state check" "no simd-check binary (gcc failed?)"
+else
+	# 3 processes x 4 threads, 3000 sched_yield() calls per thread and
+	# register class with the registers live
+	out=$("$SIMD" 3 4 3000 2>&1)
+	rc=$?
+	sed 's/^/    /' <<<"$out"
+	# the classes the CPU has must all have been checked (UML's
+	# /proc/cpuinfo shows the host's flags)
+	want="simd-check: all intact: xmm"
+	grep -qw avx2 /proc/cpuinfo && want+=" ymm"
+	grep -qw avx512f /proc/cpuinfo && want+=" zmm k"
+	if [ "$rc" -eq 0 ] && grep -q "^$want" <<<"$out"; then
+		pass "SIMD registers (xmm, ymm, zmm, k as the CPU has them) of 12 threads in 3 processes intact across context switches"
+	else
+		fail "SIMD state check" "exit $rc, no '$want' line: $(grep -v ': 0 corrupted' <<<"$out" | tr '\n' ' ' | head -c 300)"
+	fi
+fi
 
 check "dmsetup version" dmsetup version
 targets=$(dmsetup targets 2>&1)

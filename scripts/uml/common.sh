@@ -44,7 +44,7 @@ newest_pkg() {
 # Packages needed to build and boot the UML kernel and run the e2e tests.
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
-	e2fsprogs util-linux procps coreutils jq perl)
+	e2fsprogs util-linux procps coreutils jq perl patch)
 
 # count_results LABEL RES TEST_TIMEOUT TEST...: count the results of a guest
 # run (scripts/uml/run-e2e.sh, scripts/qemu/run-debian.sh) from RES/<test>.log
@@ -130,13 +130,81 @@ count_results() {
 	[ "$fail" -eq 0 ]
 }
 
+# fm_simd_check: build scripts/e2e/simd-check.c into $FM_BUILD/simd-check
+# (when missing or older than its source); the guests' t00-testbed runs it
+# from there (the host's / is their root).  Returns 1 when it cannot.
+FM_SIMD_CHECK=$FM_BUILD/simd-check
+fm_simd_check() {
+	local src=$FM_REPO/scripts/e2e/simd-check.c
+	[ -x "$FM_SIMD_CHECK" ] && [ "$FM_SIMD_CHECK" -nt "$src" ] && return 0
+	mkdir -p "$FM_BUILD" &&
+		gcc -O2 -Wall -pthread -o "$FM_SIMD_CHECK.tmp" "$src" &&
+		mv "$FM_SIMD_CHECK.tmp" "$FM_SIMD_CHECK"
+}
+
+# fm_host_line: the one line that diagnoses the host for a UML run: the
+# CPU, its XSAVE size and the ptrace NT_X86_XSTATE regset size UML must
+# use (simd-check --probe), and the FP path the UML kernel will take (the
+# test bed's patch 0001 sizes the buffer from the host; unpatched, 6.12
+# dies at its first user process when the regset is larger than 2696
+# bytes, as on AMX hosts).  The UML kernel prints the path it took at boot
+# ("x86/um: host XSTATE regset ..."), which t00-testbed reports.
+fm_host_line() {
+	local probe fp
+	if fm_simd_check >/dev/null 2>&1; then
+		probe=$("$FM_SIMD_CHECK" --probe 2>&1)
+	else
+		probe="host cpu \"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)\" (no probe: gcc missing)"
+	fi
+	if [ -f "$FM_TREE/.fm-patches/0001-um-x86-size-the-xstate-ptrace-buffer-from-the-host.patch" ]; then
+		fp="UML FP path: PTRACE_SETREGSET NT_X86_XSTATE through a host-sized buffer (test bed patch 0001 applied)"
+	elif [ -f "$FM_TREE/Makefile" ]; then
+		fp="UML FP path: UNPATCHED tree, fixed 2696-byte NT_X86_XSTATE buffer"
+	else
+		fp="UML FP path: tree not unpacked yet (patch 0001 is applied when it is)"
+	fi
+	echo "$probe; $fp"
+}
+
+# fm_apply_patches TREE: bring TREE to exactly the patches in
+# scripts/uml/patches/*.patch (each says in its header what it fixes and
+# why the test bed carries it).  A copy of every applied patch is kept in
+# TREE/.fm-patches/; when the set differs from the repository's (a patch
+# added, changed or removed), the applied ones are reverted newest first
+# and the whole set is applied again, so a cached tree follows the
+# repository.  A patch that does not apply is an error, never skipped.
+fm_apply_patches() {
+	local tree=$1 src=$FM_REPO/scripts/uml/patches done_dir=$1/.fm-patches
+	local p want have
+	want=$(cd "$src" 2>/dev/null && for p in *.patch; do
+		[ -f "$p" ] && printf '%s %s\n' "$p" "$(cksum <"$p")"; done)
+	have=$(cd "$done_dir" 2>/dev/null && for p in *.patch; do
+		[ -f "$p" ] && printf '%s %s\n' "$p" "$(cksum <"$p")"; done)
+	[ "$want" = "$have" ] && return 0
+	mkdir -p "$done_dir" || return 1
+	for p in $(ls -r "$done_dir"/*.patch 2>/dev/null); do
+		log "reverting $(basename "$p") in $tree"
+		patch -d "$tree" -p1 -R -s --no-backup-if-mismatch <"$p" ||
+			{ log "could not revert $p"; return 1; }
+		rm -f "$p"
+	done
+	for p in "$src"/*.patch; do
+		[ -f "$p" ] || continue
+		log "applying $(basename "$p") to $tree"
+		patch -d "$tree" -p1 -N -s --no-backup-if-mismatch <"$p" ||
+			{ log "could not apply $p"; return 1; }
+		cp "$p" "$done_dir/" || return 1
+	done
+}
+
 # fm_prepare_tree: the kernel tree every in-tree build uses
 # (.build/linux-source-6.12) with the module in drivers/md/flushmirror/.
 # Unpacks Debian's linux-source-6.12 once (to a temporary directory, then
 # renamed: a half unpacked tree is never mistaken for a complete one), then
 # overlays the module's files with a content compare (an unchanged file
 # keeps its mtime, so make rebuilds only what changed) and hooks the
-# directory into drivers/md/{Kconfig,Makefile} once.  Used by
+# directory into drivers/md/{Kconfig,Makefile} once, and applies the test
+# bed's kernel patches (scripts/uml/patches/, fm_apply_patches).  Used by
 # scripts/uml/build.sh, scripts/bench/build.sh and run-debian.sh --kunit.
 fm_prepare_tree() {
 	local dest=$FM_TREE/drivers/md/flushmirror f srcs=()
@@ -154,6 +222,7 @@ fm_prepare_tree() {
 			die "cannot move the unpacked tree to $FM_TREE"
 		rm -rf "$FM_BUILD/unpack.tmp"
 	fi
+	fm_apply_patches "$FM_TREE" || die "cannot patch $FM_TREE"
 	for f in Kconfig Kbuild dm-flushmirror.c; do
 		[ -f "$FM_REPO/$f" ] || die "$FM_REPO/$f missing"
 	done

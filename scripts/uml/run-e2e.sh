@@ -104,6 +104,9 @@ cmdline=(
 	"${extra[@]}"
 )
 
+log "$(fm_host_line)"
+fm_simd_check || log "WARNING: cannot build $FM_SIMD_CHECK (t00 builds it in the guest)"
+
 # UML keeps its memory in a file under $TMPDIR (default /dev/shm, then /tmp)
 export TMPDIR=${TMPDIR:-/tmp}
 log "booting UML for ${#tests[@]} test(s), timeout ${timeout_s}s, results in $RES"
@@ -129,6 +132,23 @@ kill_uml
 log "UML exited with $rc after $(($(date +%s) - start)) s"
 [ "$rc" -eq 124 ] && log "UML TIMED OUT after ${timeout_s}s"
 
+# A guest that died before its first test finished is named as such, with
+# the cause from its console, not only as tests that "did not complete".
+started=0
+for t in "${tests[@]}"; do
+	[ -f "$RES/$t.rc" ] && started=1
+done
+if [ "$started" -eq 0 ]; then
+	cause=$(grep -aE 'ptrace set fp regs failed|get_fp_registers failed|Kernel panic|fatal|Failed to|cannot|ERROR' \
+		"$RES/console.log" 2>/dev/null | head -n 3 | tr '\n' ' ')
+	echo "FAIL: uml-boot: the UML guest died before its first test (exit $rc): ${cause:-see $RES/console.log}"
+	case $cause in
+	*"set fp regs failed, errno = 14"*)
+		echo "    (PTRACE_SETREGSET refused UML's FP buffer: the host's XSTATE regset" \
+			"is larger than the buffer; is scripts/uml/patches/0001 applied to $FM_TREE?)" ;;
+	esac
+	tail -n 15 "$RES/console.log" 2>/dev/null | sed 's/^/    /'
+fi
 count_results e2e "$RES" "$test_timeout" "${tests[@]}"
 exit
 }
