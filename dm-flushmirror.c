@@ -524,8 +524,9 @@ static int fm_parse_message(unsigned int argc, char **argv,
 /**
  * enum fm_job_state - the life of a copy job
  * @FM_JOB_IDLE: the slot is free.
- * @FM_JOB_WAITING: the region is claimed; source-only writes to it are
- *	still in flight and the copy starts when the last one ends.
+ * @FM_JOB_WAITING: the region is claimed; guest writes to it (source-only
+ *	or mirrored) are still in flight and the copy starts when the last
+ *	one ends, so that the copy reads what they wrote to the source.
  * @FM_JOB_READY: nothing in flight: the copier submits it to kcopyd.
  * @FM_JOB_RUNNING: kcopyd copies the region.
  */
@@ -543,7 +544,7 @@ struct flushmirror_c;
  * @fm: the target
  * @region: the region it owns (its bit is set in fm_regions::busy)
  * @state: see &enum fm_job_state
- * @writes: source-only writes to @region still in flight (WAITING only)
+ * @writes: guest writes to @region still in flight (WAITING only)
  * @waiting: guest writes to @region that wait for the copy to end, linked
  *	through fm_io::list; they are routed again when it ends.
  */
@@ -579,7 +580,8 @@ enum fm_io_kind {
  * @kind: see &enum fm_io_kind
  * @region: the region a write goes to
  * @list: on fm_job::waiting, or on flushmirror_c::flush_waiters
- * @node: in flushmirror_c::inflight while a source-only write is in flight
+ * @node: in flushmirror_c::inflight while a write is in flight on its
+ *	leg(s), whatever its route
  * @legs: parts not yet finished of a held bio; the last one completes it
  * @src_status: status of the source part
  * @dst_status: status of the destination part
@@ -634,7 +636,8 @@ struct fm_dflush {
  * @jobs: copy job slots, the first cfg.copy_jobs are used
  * @active_jobs: slots not idle
  * @suspending: between presuspend and resume: start no copy job
- * @inflight: source-only writes in flight, hashed by region
+ * @inflight: every guest write in flight on its leg(s), source-only or
+ *	mirrored, hashed by region: a copy of the region waits for them all
  * @flush_waiters: held guest flushes that wait for a shared destination
  *	flush, linked through fm_io::list
  * @guest_flushes: guest flush bios seen
@@ -766,6 +769,39 @@ static void fm_queue_dest_flush(struct flushmirror_c *fm, bool sync)
  * ------------------------------------------------------------------------
  */
 
+/* Context: any, with fm->lock held. */
+static struct fm_job *fm_find_job(struct flushmirror_c *fm, unsigned long r)
+{
+	unsigned int i;
+
+	for (i = 0; i < fm->cfg.copy_jobs; i++)
+		if (fm->jobs[i].state != FM_JOB_IDLE && fm->jobs[i].region == r)
+			return &fm->jobs[i];
+	return NULL;
+}
+
+/*
+ * fm_write_ended - a guest write to io->region is no longer in flight on
+ * any leg.  A copy job that claimed the region waits for every such write
+ * (mirrored ones too: a copy that read the source before a mirrored write
+ * landed there would write the old data over it on the destination); the
+ * last one lets it start.
+ * Context: any, with fm->lock held.
+ */
+static void fm_write_ended(struct flushmirror_c *fm, struct fm_io *io)
+{
+	struct fm_job *job;
+
+	hash_del(&io->node);
+	if (!test_bit(io->region, fm->rg.busy))
+		return;
+	job = fm_find_job(fm, io->region);
+	if (job->state == FM_JOB_WAITING && !--job->writes) {
+		job->state = FM_JOB_READY;
+		fm_kick_copier(fm);
+	}
+}
+
 static struct bio *fm_io_bio(struct fm_io *io)
 {
 	return dm_bio_from_per_bio_data(io, sizeof(*io));
@@ -784,6 +820,7 @@ static void fm_mirror_done(struct fm_io *io)
 	unsigned long flags;
 
 	spin_lock_irqsave(&fm->lock, flags);
+	fm_write_ended(fm, io);
 	if (io->dst_status)
 		fm_dest_failed(fm);
 	if (!ok)
@@ -1020,17 +1057,6 @@ static int fm_map_flush(struct flushmirror_c *fm, struct fm_io *io,
 	return DM_MAPIO_SUBMITTED;
 }
 
-/* Context: any, with fm->lock held. */
-static struct fm_job *fm_find_job(struct flushmirror_c *fm, unsigned long r)
-{
-	unsigned int i;
-
-	for (i = 0; i < fm->cfg.copy_jobs; i++)
-		if (fm->jobs[i].state != FM_JOB_IDLE && fm->jobs[i].region == r)
-			return &fm->jobs[i];
-	return NULL;
-}
-
 /*
  * fm_route_write - send a guest write where the region map says.
  * Return: DM_MAPIO_REMAPPED if the caller must send @bio to the source,
@@ -1061,6 +1087,7 @@ static int fm_route_write(struct flushmirror_c *fm, struct fm_io *io,
 	}
 	io->kind = FM_IO_MIRROR;
 	io->dst_fua = fm->gen.in_sync;
+	hash_add(fm->inflight, &io->node, io->region);
 	spin_unlock_irq(&fm->lock);
 
 	io->src_status = BLK_STS_OK;
@@ -1113,22 +1140,14 @@ static int fm_end_io(struct dm_target *ti, struct bio *bio,
 {
 	struct flushmirror_c *fm = ti->private;
 	struct fm_io *io = dm_per_bio_data(bio, sizeof(struct fm_io));
-	struct fm_job *job;
 	unsigned long flags;
 
 	if (io->kind != FM_IO_SOURCE)
 		return DM_ENDIO_DONE;
 
 	spin_lock_irqsave(&fm->lock, flags);
-	hash_del(&io->node);
+	fm_write_ended(fm, io);
 	fm_gen_write_done(&fm->gen, false);
-	if (test_bit(io->region, fm->rg.busy)) {
-		job = fm_find_job(fm, io->region);
-		if (job->state == FM_JOB_WAITING && !--job->writes) {
-			job->state = FM_JOB_READY;
-			fm_kick_copier(fm);
-		}
-	}
 	spin_unlock_irqrestore(&fm->lock, flags);
 	return DM_ENDIO_DONE;
 }
@@ -1396,6 +1415,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	struct flushmirror_c *fm;
 	unsigned long longs;
 	unsigned int i;
+	u64 nr;
 	int r;
 
 	if (argc < 3) {
@@ -1428,10 +1448,17 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 
-	fm->rg.nr = DIV_ROUND_UP_SECTOR_T(ti->len, fm->region_size);
+	nr = (ti->len >> fm->region_shift) +
+	     !!(ti->len & (fm->region_size - 1));
+	if (nr > FM_MAX_REGIONS) {
+		ti->error = "Too many regions (more than 2^28): raise the region size";
+		r = -EINVAL;
+		goto bad;
+	}
+	fm->rg.nr = nr;
 	longs = BITS_TO_LONGS(fm->rg.nr);
-	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL);
-	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
+	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
 	if (!fm->rg.copied || !fm->rg.busy) {
 		ti->error = "Cannot allocate region bitmaps";
 		r = -ENOMEM;

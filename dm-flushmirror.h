@@ -19,6 +19,13 @@
 
 #define FM_MIN_REGION_SIZE	8U		/* sectors: 4 KiB */
 #define FM_MAX_REGION_SIZE	2097152U	/* sectors: 1 GiB */
+/*
+ * At most 2^28 regions: two 32 MiB bitmaps, and every count fits the
+ * unsigned int that bitmap_set(), bitmap_weight() and friends take (and an
+ * unsigned long on 32-bit builds).  With the default 512 KiB regions that
+ * is 128 PiB; a larger device needs a larger region size.
+ */
+#define FM_MAX_REGIONS		(1UL << 28)
 #define FM_MAX_COPY_JOBS	64U
 #define FM_DEFAULT_COPY_JOBS	8U
 
