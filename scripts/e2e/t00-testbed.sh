@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-require: SIMD registers
 #
 # t00: checks the test bed itself (runs in the UML guest, see
 # scripts/uml/init.sh): dm core and the peer targets are there, a null_blk

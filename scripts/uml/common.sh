@@ -50,7 +50,9 @@ FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 # run (scripts/uml/run-e2e.sh, scripts/qemu/run-debian.sh) from RES/<test>.log
 # ("PASS: ", "FAIL: ", "SKIP: " lines), RES/<test>.rc (exit code; missing:
 # the test never finished), RES/<test>.timeout and RES/<test>.secs
-# (optional), RES/dmesg.log (kernel reports count one failure) and
+# (optional), a "# fm-require: TEXT" header line of a test (its
+# "PASS: TEXT..." line must be in the log), RES/dmesg.log (kernel reports
+# count one failure) and
 # RES/kmemleak.log (suspected leaks count one failure).  Sums the tests'
 # "STAT: key=N ..." lines per key.  Writes RES/summary
 # ("passed=N failed=N skipped=N") and RES/stats ("key=N ..."), prints a line
@@ -65,6 +67,15 @@ count_results() {
 	for t in "$@"; do
 		logf=$res/$t.log
 		[ -f "$logf" ] || touch "$logf"
+		# "# fm-require: TEXT" in a test's first 20 lines: a check whose
+		# PASS line must be there, checked here on the host, since a
+		# guest broken enough (a user FP state not restored, say) may not
+		# print its FAIL line either
+		while read -r req; do
+			grep -aqF "PASS: $req" "$logf" ||
+				echo "FAIL: $t: required check '$req' did not pass (no PASS line)" >>"$logf"
+		done < <(awk 'NR > 20 { exit } /^# *fm-require: / { sub(/^# *fm-require: */, ""); print }' \
+			"$FM_REPO/scripts/e2e/$t.sh" 2>/dev/null)
 		p=$(grep -ac '^PASS: ' "$logf" || true)
 		f=$(grep -ac '^FAIL: ' "$logf" || true)
 		s=$(grep -ac '^SKIP: ' "$logf" || true)
