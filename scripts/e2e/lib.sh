@@ -407,3 +407,37 @@ dcmp() {
 	shift 2
 	cmp "$@" <(rd "$a") <(rd "$b")
 }
+
+# ---------------------------------------------------------------- FUA
+
+# dev_fua DEV: the device's queue/fua (1: it advertises FUA)
+dev_fua() { cat "$(dev_sysdir "$1")/queue/fua" 2>/dev/null || echo none; }
+
+# aio_write OUTNAME DEV OFFSET_BYTES SIZE_BYTES SEED [dsync]: SIZE bytes at
+# OFFSET as 64 KiB O_DIRECT writes through libaio (one in flight), with
+# fio verify headers (check them with verify_at).  With "dsync" the file
+# is opened O_DSYNC: the block layer makes each write a REQ_FUA write and,
+# as the I/O is asynchronous, sends nothing else.  A synchronous O_DSYNC
+# write (dd oflag=dsync, pwritev2 RWF_DSYNC) is a FUA write followed by a
+# flush of the whole device (generic_write_sync -> blkdev_fsync), which
+# cannot tell a FUA device from one that only flushes.  Extra fio
+# arguments may follow "dsync" (or "none").
+aio_write() {
+	local out=$1 dev=$2 off=$3 size=$4 seed=$5 sync=${6:-none}
+	shift 5
+	[ $# -gt 0 ] && shift
+	[ "$sync" = dsync ] || sync=0
+	fio_run "$out" --name=aio --filename="$dev" "${FIO_COMMON[@]}" \
+		--ioengine=libaio --iodepth=1 --sync="$sync" --rw=write \
+		--bs=64k --offset="$off" --size="$size" --verify=crc32c \
+		--do_verify=0 --randseed="$seed" "$@"
+}
+
+# verify_at OUTNAME DEV OFFSET_BYTES SIZE_BYTES SEED: 0 if DEV holds, at
+# OFFSET, what aio_write wrote with the same OFFSET SIZE SEED (O_DIRECT)
+verify_at() {
+	fio_run "$1" --name=aio --filename="$2" "${FIO_COMMON[@]}" \
+		--rw=write --bs=64k --offset="$3" --size="$4" --verify=crc32c \
+		--randseed="$5" --verify_only &&
+	[ "$(fio_errors "$1")" = 0 ]
+}

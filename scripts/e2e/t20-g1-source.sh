@@ -4,7 +4,10 @@
 # and destination hold different data beforehand); fio verify through the
 # target and again directly on the source; guest flushes reach the source
 # (its stat flush counter); flushed and FUA writes survive a power cut of
-# the source, an unflushed one does not (the cut bites).
+# the source, an unflushed one does not (the cut bites).  The FUA write is
+# a pure one (asynchronous O_DSYNC: REQ_FUA and no flush): the device must
+# advertise FUA and the source's flush counter must not move for it, so
+# that a write turned into write + flush cannot pass for FUA.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -73,15 +76,22 @@ dd if=/dev/zero of=$E2E_TMP/z bs=64k count=22 status=none
 check discard-reaches-source same_at $E2E_TMP/z $S $((10 * 65536))
 check discard-reaches-dest same_at $E2E_TMP/z $D $((10 * 65536))
 pat() { dd if=/dev/urandom of=$E2E_TMP/$1 bs=64k count=2 status=none; }
-pat p1; pat p2; pat p3
-# p1: O_DIRECT write then fsync; p2: O_DIRECT|O_DSYNC (FUA); p3: unflushed
+pat p1; pat p3
+# p1: O_DIRECT write then fsync; p2: FUA writes only (aio_write dsync: no
+# flush); p3: unflushed
 dd if=$E2E_TMP/p1 of=$M bs=64k seek=10 oflag=direct conv=fsync,notrunc status=none
-dd if=$E2E_TMP/p2 of=$M bs=64k seek=20 oflag=direct,dsync conv=notrunc status=none
+expect dm-advertises-fua "$(dev_fua $M)" -eq 1 "queue/fua of $M"
+f0=$(flush_count $S)
+aio_write p2 $M $((20 * 65536)) 128k 21 dsync
+check_fio fua-write-ok p2 $?
+f1=$(flush_count $S)
+expect fua-write-no-source-flush "$f1" -eq "$f0" \
+	"source flushes $f0 -> $f1: the FUA write became write + flush"
 dd if=$E2E_TMP/p3 of=$M bs=64k seek=30 oflag=direct conv=notrunc status=none
 check source-has-p3-before-cut same_at $E2E_TMP/p3 $S $((30 * 65536))
 if nb_powercut fms_src; then
 	check powercut-source-keeps-fsynced same_at $E2E_TMP/p1 $S $((10 * 65536))
-	check powercut-source-keeps-fua same_at $E2E_TMP/p2 $S $((20 * 65536))
+	check powercut-source-keeps-fua verify_at p2v $S $((20 * 65536)) 128k 21
 	check_not powercut-drops-unflushed same_at $E2E_TMP/p3 $S $((30 * 65536))
 else
 	fail powercut-source "power cycle of fms_src failed"
