@@ -6,7 +6,11 @@
 # destination's own stat flush counter (null_blk with a write-back cache).
 #  (a) synced, fsync with no new writes: no destination flush
 #  (b) several concurrent fsyncing fio jobs: fewer destination flushes than
-#      guest flushes (ratio reported)
+#      guest flushes (ratio reported); then coalescing counted exactly:
+#      rounds of one write and concurrent guest flushes, the destination
+#      behind a dm-delay that holds its flushes, so that the flushes of a
+#      round can only be saved by sharing the one in flight; policy always
+#      (no coalescing) must fail the same check
 #  (c) a whole copy phase under an fsync-heavy load: exactly one
 #      destination flush, the one at the transition to synced
 #  (d) policy always: at least one destination flush per guest flush
@@ -133,8 +137,15 @@ if [ "$gf" -gt 0 ]; then
 	info "(b) destination flushes per guest flush: $(awk -v d=$df -v g=$gf 'BEGIN{printf "%.3f", d/g}')"
 fi
 expect b-guest-flushes-seen "$gf" -ge "${fio_sync:-1}"
-expect b-fewer-dest-flushes "$df" -lt "$gf"
-expect b-stat-matches-status "$sf" -le "$df"
+expect b-fio-fewer-dest-flushes "$df" -lt "$gf"
+# the block layer may merge two destination flushes in flight at once
+# (blk-flush), so the device can count fewer than the target issued; but
+# it must count some: these jobs wrote
+if [ "$sf" -ge 1 ] && [ "$sf" -le "$df" ]; then
+	pass b-fio-stat-within-status
+else
+	fail b-fio-stat-within-status "destination stat $sf flushes, status $df: expected 1 <= stat <= status"
+fi
 check_inv b-invariants fme
 
 # ---- (d) policy always, side by side
@@ -154,3 +165,99 @@ info "(d) always, $JOBS jobs: guest +$((ST_GF - gf0)), dest +$((ST_DF - df0))"
 expect d-always-concurrent-dest-ge-guest $((ST_DF - df0)) -ge $((ST_GF - gf0))
 timeout 10 dmsetup message fme 0 flush_policy generation
 check_inv d-invariants fme
+
+# ---- (b) coalescing counted exactly.  CO_ROUNDS rounds, each: one 4 KiB
+# write (completed), then CO_JOBS threads released together call fsync.
+# Every guest flush of a round arrives after a write completed since the
+# last destination flush (WF < FR <= WM): none can be saved by an earlier,
+# completed flush.  The first issues a destination flush, which dm-delay
+# holds CO_MS; the others arrive while it is in flight, issued at WM >= FR,
+# and must wait for it instead of issuing their own (SPEC 2).  So: exactly
+# one destination flush per round, in status and at the destination's stat
+# counter (one at a time: nothing for the block layer to merge), CO_JOBS
+# guest flushes per round, and most guest flushes took about CO_MS (they
+# waited for a flush they did not issue, rather than finding it done).
+CO_JOBS=6 CO_ROUNDS=8 CO_MS=300
+cat >$E2E_TMP/rounds.py <<'PYEOF'
+import mmap, os, sys, threading, time
+dev, jobs, rounds, slow_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+wfd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+buf.write(os.urandom(4096))
+fds = [os.open(dev, os.O_RDONLY) for _ in range(jobs)]
+start = threading.Barrier(jobs + 1)
+done = threading.Barrier(jobs + 1)
+lat = []
+def flusher(j):
+    for r in range(rounds):
+        start.wait()
+        t = time.monotonic()
+        os.fsync(fds[j])
+        lat.append(time.monotonic() - t)
+        done.wait()
+ts = [threading.Thread(target=flusher, args=(j,)) for j in range(jobs)]
+for t in ts:
+    t.start()
+for r in range(rounds):
+    os.pwrite(wfd, buf, (2048 + r) * 4096)
+    start.wait()
+    done.wait()
+for t in ts:
+    t.join()
+print(sum(1 for x in lat if x >= slow_s), len(lat),
+      int(min(lat) * 1000), int(max(lat) * 1000))
+PYEOF
+dm_remove fme
+N=$(dev_sectors $S)
+dm_create fme_dly "0 $N delay $D 0 0 $D 0 0 $D 0 $CO_MS" ||
+	die "cannot create the dm-delay under the destination"
+# the legs are equal (synced, then removed: switchover flush): nosync
+fm_create fme $S /dev/mapper/fme_dly 64 nosync || die "cannot create flushmirror over dm-delay"
+wait_phase fme synced 10 || fail b-coalesce-synced "$ST_RAW"
+# dm-delay status: reads, writes, flushes it holds now
+dly_flushes() { dmsetup status fme_dly | awk '{ print $6 + 0 }'; }
+# coalesce_rounds: sets CO_GF CO_DF CO_SF (deltas) CO_SLOW CO_N CO_LAT
+coalesce_rounds() {
+	local i out s0
+	for ((i = 0; i < 50; i++)); do
+		[ "$(dly_flushes)" -eq 0 ] && break
+		sleep 0.1
+	done
+	fm_status fme; CO_GF=$ST_GF CO_DF=$ST_DF; s0=$(dfl)
+	out=$(/usr/bin/python3 $E2E_TMP/rounds.py $M $CO_JOBS $CO_ROUNDS \
+		"$(awk -v m=$CO_MS 'BEGIN { print m / 2000 }')" 2>&1)
+	set -- $out
+	CO_SLOW=${1:-0} CO_N=${2:-0} CO_LAT="min ${3:-?} ms, max ${4:-?} ms"
+	fm_status fme
+	CO_GF=$((ST_GF - CO_GF)) CO_DF=$((ST_DF - CO_DF)) CO_SF=$(($(dfl) - s0))
+	[ "$CO_N" -eq $((CO_JOBS * CO_ROUNDS)) ] || info "rounds.py: $out"
+}
+# coalesced: the check proper (exactly one destination flush per round)
+coalesced() {
+	[ "$CO_DF" -eq "$CO_ROUNDS" ] && [ "$CO_SF" -eq "$CO_ROUNDS" ]
+}
+coalesce_rounds
+info "(b) $CO_ROUNDS rounds x $CO_JOBS flushes: guest_flushes +$CO_GF, dest_flushes +$CO_DF, dest stat +$CO_SF; $CO_SLOW of $CO_N fsyncs waited >= $((CO_MS / 2)) ms ($CO_LAT)"
+expect b-coalesce-guest-flushes "$CO_GF" -eq $((CO_JOBS * CO_ROUNDS))
+expect b-fewer-dest-flushes "$CO_DF" -eq "$CO_ROUNDS" \
+	"one destination flush per round of $CO_JOBS concurrent guest flushes, each with a new write before it"
+if [ "$CO_SF" -ge "$CO_ROUNDS" ] && [ "$CO_SF" -eq "$CO_DF" ]; then
+	pass b-stat-matches-status
+else
+	fail b-stat-matches-status "destination stat +$CO_SF, status +$CO_DF: expected equal and >= $CO_ROUNDS"
+fi
+# most of them waited for the round's flush: saved by coalescing, not found done
+expect b-coalesced-flushes-waited "$CO_SLOW" -ge $((CO_ROUNDS + CO_ROUNDS * (CO_JOBS - 1) / 2)) \
+	"fsyncs that waited for the destination flush in flight"
+check_inv b-coalesce-invariants fme
+# the check bites: policy always issues a destination flush per guest flush
+timeout 10 dmsetup message fme 0 flush_policy always
+coalesce_rounds
+timeout 10 dmsetup message fme 0 flush_policy generation
+info "(b) always: guest_flushes +$CO_GF, dest_flushes +$CO_DF, dest stat +$CO_SF"
+if coalesced; then
+	fail b-coalesce-check-bites "policy always passes the coalescing check: dest_flushes +$CO_DF, stat +$CO_SF"
+else
+	pass b-coalesce-check-bites
+fi
+dm_remove fme

@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 # t23-g4-fua-synced: G4 flush durability, checked by a power cut of the
 # destination (null_blk with a volatile write-back cache, power 1->0->1).
-# Once synced: a write followed by fsync and an O_DSYNC (FUA) write must
-# survive the cut, and so must everything copied before synced (the
-# transition flush); an unflushed write is lost (the cut bites).  Policies
-# generation and always.  With debug_skip_dest_flush=1 (test builds only)
-# the same run must lose data: that proves the test can fail.
+# Once synced: a write followed by fsync and a FUA write must survive the
+# cut, and so must everything copied before synced (the transition flush);
+# an unflushed write is lost (the cut bites).  The FUA write is a pure one
+# (asynchronous O_DSYNC, see aio_write): the target advertises FUA and
+# neither leg sees a flush for it.  Policies generation and always.  Then
+# the FUA-hold path: a FUA write issued while copying that completes after
+# synced.  With debug_skip_dest_flush=1 (test builds only) the same runs
+# must lose data: that proves the test can fail.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -24,7 +27,8 @@ at() { dd if=$1 bs=$BS skip=$2 count=2 iflag=direct status=none; }
 # and sets CUT_OK=0 if the run itself could not be done.
 # Pattern slots (in 64 KiB blocks): p0 at 10 (written + fsynced while
 # copying), p1 at 40 (after synced, write + fsync), p2 at 70 (after synced,
-# O_DSYNC = FUA write), p3 at 100 (after synced, unflushed: expected lost).
+# FUA writes, fio verify data), p3 at 100 (after synced, unflushed: expected
+# lost).
 cut_run() {
 	local tag=$1 policy=$2 d=fmg_d_$1 D
 	CUT_OK=1 LOST= CUT_FUA=none CUT_FUA_NOFLUSH=0 CUT_FUA_FLUSHES=

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 # t26-g8-lifecycle: G8.  Under a verifying fio load: 10 suspend/resume
 # cycles while copying and while synced, table reloads with the same and
-# with changed feature args, pause/resume/copy_rate messages; then remove
-# while copying, while synced and while failed.  Every step runs under a
-# timeout (a hang fails the step instead of the run) and the counters'
-# invariants are checked after every status sample.
+# with changed feature args, pause/resume/copy_rate messages, reload while
+# paused; then remove while copying, while paused, while synced and while
+# failed, and in the failed phase, under a writer load: suspend/resume,
+# reload and retry.  Every step runs under a timeout (a hang fails the step
+# instead of the run) and the counters' invariants are checked after every
+# status sample.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -63,14 +65,32 @@ fm_status fml
 info "copying: $ST_RAW"
 steps suspend-resume-copying-x10 10 suspend_resume fml
 fm_status fml
-[ "$ST_PHASE" = copying ] && pass still-copying-after-suspends || info "phase after suspends: $ST_RAW"
+if [ "$ST_PHASE" = copying ]; then
+	pass still-copying-after-suspends
+else
+	fail still-copying-after-suspends "$ST_RAW"
+fi
 T_SAME=$(dmsetup table fml)
 steps reload-same-table-copying 3 reload "$T_SAME"
 steps reload-changed-features-copying 1 reload \
 	"0 $N flushmirror $S $D 128 6 copy_rate 2048 copy_jobs 8 flush_policy always"
 steps reload-back-copying 1 reload "$T_SAME"
 steps msg-pause 1 tdm message fml 0 pause
+check_phase paused-after-message fml paused 10
 steps suspend-resume-paused-x3 3 suspend_resume fml
+# a pause holds until the resume message (Documentation/flushmirror.rst)
+check_phase still-paused-after-suspends fml paused 5
+# reload while paused: a new table starts copying (pause is no table
+# argument); it must not hang, and the phase must be a copy phase
+T_PAUSED=$(dmsetup table fml)
+steps reload-same-table-paused 1 reload "$T_PAUSED"
+fm_status fml
+info "after a reload while paused: $ST_RAW"
+case $ST_PHASE in
+copying|paused) pass reload-paused-copy-phase ;;
+*) fail reload-paused-copy-phase "$ST_RAW" ;;
+esac
+[ "$ST_PHASE" = paused ] || steps msg-pause-again 1 tdm message fml 0 pause
 steps msg-resume 1 tdm message fml 0 resume
 steps msg-copy_rate 1 tdm message fml 0 copy_rate 0
 kill -0 $LOAD 2>/dev/null && pass load-alive-copying || fail load-alive-copying "fio died"
@@ -114,6 +134,13 @@ info "before remove while copying: $ST_RAW"
 [ "$ST_PHASE" = copying ] || info "not copying any more?"
 remove_check remove-copying
 
+# ---- remove while paused
+fm_create fml $S $D 128 copy_rate 512 || die "cannot recreate"
+dd if=/dev/urandom of=$M bs=64k count=16 seek=100 oflag=direct conv=fsync status=none
+steps msg-pause-before-remove 1 tdm message fml 0 pause
+check_phase paused-before-remove fml paused 10
+remove_check remove-paused
+
 # ---- remove right after create (copier just starting), 5 times
 for i in 1 2 3 4 5; do
 	fm_create fml $S $D 8 copy_jobs 64 || break
@@ -121,22 +148,44 @@ for i in 1 2 3 4 5; do
 done
 dm_exists fml && fail remove-just-created "device left" || pass remove-just-created
 
-# ---- remove while failed (destination behind a linear switched to error)
+# ---- failed (destination behind a linear switched to error), under a
+# verifying writer load: suspend/resume, reload (a new table copies again
+# onto the broken destination: failed again), retry; then remove
 dm_create fml_dl "0 $N linear $D 0" || die "cannot create linear"
 fm_create fml $S /dev/mapper/fml_dl 128 || die "cannot recreate"
-wait_phase fml synced 90
+wait_phase fml synced 90 || info "not synced before the fault: $ST_RAW"
+fio_bg fload --name=fload "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
+	--size=8M --time_based --runtime=600 --verify=crc32c \
+	--verify_backlog=64 --fsync=8 --randseed=73
+FLOAD=$BG_PID
+sleep 1
+INV_BAD=
 dm_reload fml_dl "0 $N error"
-dd if=/dev/urandom of=$M bs=4k count=16 oflag=direct conv=fsync status=none
 if wait_phase fml failed 30; then
 	pass failed-phase
-	fio_run fl --name=fl "${FIO_COMMON[@]}" --filename=$M --rw=randwrite \
-		--size=4M --verify=crc32c --do_verify=1 --randseed=73 --fsync=8
-	check_fio failed-guest-io-ok fl $?
 	steps suspend-resume-failed-x3 3 suspend_resume fml
-	remove_check remove-failed
+	check_phase still-failed-after-suspends fml failed 5
+	T_FAILED=$(dmsetup table fml)
+	steps reload-same-table-failed 2 reload "$T_FAILED"
+	check_phase reload-failed-fails-again fml failed 30
+	steps msg-retry-failed 1 tdm message fml 0 retry
+	check_phase retry-broken-dest-fails-again fml failed 30
+	kill -0 $FLOAD 2>/dev/null && pass load-alive-failed || fail load-alive-failed "fio died"
 else
 	fail failed-phase "$ST_RAW"
 fi
+kill $FLOAD; wait $FLOAD
+e=$(fio_errors fload)
+r=$(fio_field fload '.read.total_ios')
+if [ "$e" = 0 ] && [ "${r:-0}" -gt 0 ]; then
+	pass failed-load-verify-no-error
+else
+	fail failed-load-verify-no-error "err=$e verify-reads=$r $(fio_stderr fload)"
+fi
+if [ -z "$INV_BAD" ]; then pass invariants-failed; else fail invariants-failed "$INV_BAD"; fi
+fm_status fml
+[ "$ST_PHASE" = failed ] || info "not failed before the remove: $ST_RAW"
+remove_check remove-failed
 dm_remove fml_dl
 # the legs are free again
 held=$(ls -A /sys/block/fml_src/holders /sys/block/fml_dst/holders | grep -v '^/sys\|^$')
