@@ -238,53 +238,110 @@ static void fm_gen_test_policy_always(struct kunit *test)
 
 /*
  * A random walk over every operation, driven the way the target drives
- * them: flushes in flight complete in random order.  Checks the invariants
- * and that a guest flush told to wait is covered by a flush in flight.
+ * them: writes complete on both legs or on one only (a source-only write
+ * while copying or failed; while in sync only after a failing leg took the
+ * target out of sync, as fm_region_unsynced() and fm_dest_failed() do
+ * before fm_gen_write_done()), shared destination flushes complete in
+ * random order, some of them with an error (which fails the destination).
+ * Checks the invariants after every step; that a guest flush told to wait
+ * is covered by a flush in flight; and economy (G5): a guest flush never
+ * issues a destination flush when one in flight already covers it, nor
+ * when the last completed one does (no new writes since), and it never
+ * goes without one it needs.
  */
 static void fm_gen_test_random_walk(struct kunit *test)
 {
-	u64 marks[32];
-	unsigned int i, n = 0, k;
+	unsigned int i, n = 0, k, issued = 0, waited = 0, none = 0, one_leg = 0;
+	u64 marks[32], need, wf0, wm0, sg0;
+	enum fm_flush_action act;
 	u32 seed = 12345;
 	struct fm_gen g = { };
+	bool covered, ok;
 
 	for (i = 0; i < 20000; i++) {
 		seed = seed * 1103515245 + 12345;
-		switch ((seed >> 16) % 6) {
+		sg0 = g.sg;
+		wm0 = g.wm;
+		wf0 = g.wf;
+		switch ((seed >> 16) % 7) {
 		case 0:
 		case 1:
 			fm_gen_write_done(&g, true);
+			KUNIT_ASSERT_EQ(test, g.sg, sg0 + 1);
+			KUNIT_ASSERT_EQ(test, g.wm, g.in_sync ? g.sg : wm0);
+			break;
+		case 6:
+			/* On one leg only: never counted as mirrored. */
+			if (g.in_sync) {
+				if (seed & 0x300000) {
+					fm_gen_write_done(&g, true);
+					break;
+				}
+				fm_gen_leave_sync(&g);
+			}
+			fm_gen_write_done(&g, false);
+			one_leg++;
+			KUNIT_ASSERT_EQ(test, g.sg, sg0 + 1);
+			KUNIT_ASSERT_EQ(test, g.wm, wm0);
 			break;
 		case 2:
 			if (n == ARRAY_SIZE(marks))
 				break;
-			switch (fm_gen_flush_arrive(&g, FM_POLICY_GENERATION)) {
+			/* FR will be SG: is it covered by a flush in flight? */
+			need = g.sg;
+			covered = false;
+			for (k = 0; k < n; k++)
+				if (marks[k] >= need)
+					covered = true;
+			act = fm_gen_flush_arrive(&g, FM_POLICY_GENERATION);
+			KUNIT_ASSERT_EQ(test, g.fr, need);
+			switch (act) {
 			case FM_FLUSH_ISSUE:
+				/* Economy: none in flight or done covers it */
+				KUNIT_ASSERT_FALSE(test, covered);
+				KUNIT_ASSERT_LT(test, wf0, need);
+				KUNIT_ASSERT_TRUE(test, g.in_sync);
+				KUNIT_ASSERT_GE(test, g.wm, need);
 				marks[n++] = g.wm;
+				issued++;
 				break;
 			case FM_FLUSH_WAIT:
 				/* Some flush in flight covers it. */
-				for (k = 0; k < n && marks[k] < g.fr; k++)
-					;
-				KUNIT_ASSERT_LT(test, k, n);
+				KUNIT_ASSERT_TRUE(test, covered);
+				KUNIT_ASSERT_TRUE(test, g.in_sync);
+				KUNIT_ASSERT_LT(test, wf0, need);
+				waited++;
+				break;
+			case FM_FLUSH_NONE:
+				/* Durable already, or promised nothing yet. */
+				KUNIT_ASSERT_TRUE(test,
+						  !g.in_sync || wf0 >= need);
+				none++;
 				break;
 			default:
-				KUNIT_ASSERT_TRUE(test, !g.in_sync ||
-						  g.wf >= g.fr);
-				break;
+				KUNIT_FAIL(test, "flush_arrive returned %d",
+					   act);
+				return;
 			}
 			break;
 		case 3:
 			if (!n)
 				break;
 			k = (seed >> 8) % n;
-			fm_gen_flush_done(&g, marks[k], true);
+			/* A failed destination flush fails the destination. */
+			ok = (seed & 0x700000) != 0;
+			fm_gen_flush_done(&g, marks[k], ok);
+			KUNIT_ASSERT_EQ(test, g.wf,
+					ok ? max(wf0, marks[k]) : wf0);
+			if (!ok)
+				fm_gen_leave_sync(&g);
 			marks[k] = marks[--n];
 			break;
 		case 4:
 			if (!g.in_sync && (seed & 0x100000) &&
 			    n < ARRAY_SIZE(marks)) {
 				fm_gen_enter_sync(&g);
+				KUNIT_ASSERT_EQ(test, g.wm, g.sg);
 				marks[n++] = g.wm;
 			}
 			break;
@@ -297,9 +354,16 @@ static void fm_gen_test_random_walk(struct kunit *test)
 		KUNIT_ASSERT_LE(test, g.wf, g.wm);
 		KUNIT_ASSERT_LE(test, g.wm, g.sg);
 		KUNIT_ASSERT_LE(test, g.fr, g.sg);
+		KUNIT_ASSERT_GE(test, g.wm, wm0);
+		KUNIT_ASSERT_GE(test, g.wf, wf0);
 		if (g.in_sync)
 			KUNIT_ASSERT_EQ(test, g.wm, g.sg);
 	}
+	/* The walk went through every decision, not only the easy ones. */
+	KUNIT_EXPECT_GT(test, issued, 100U);
+	KUNIT_EXPECT_GT(test, waited, 100U);
+	KUNIT_EXPECT_GT(test, none, 100U);
+	KUNIT_EXPECT_GT(test, one_leg, 100U);
 }
 
 static struct kunit_case fm_gen_cases[] = {
