@@ -38,7 +38,8 @@ fault() {
 	info "=== $sc: destination -> '$table' while $when"
 	if [ "$when" = copying ]; then
 		fm_create fmx $S $L 128 copy_rate 2048 || { fail "$sc-create" "rejected"; return; }
-		wait_phase fmx copying 5
+		wait_phase fmx copying 5 ||
+			{ fail "$sc-copying-first" "$ST_RAW"; dm_remove fmx; return; }
 	else
 		fm_create fmx $S $L 128 || { fail "$sc-create" "rejected"; return; }
 		wait_phase fmx synced 60 || { fail "$sc-synced-first" "$ST_RAW"; dm_remove fmx; return; }
@@ -52,6 +53,13 @@ fault() {
 		--offset=24M --size=8M --verify=crc32c --do_verify=1 --randseed=42
 	local FIO=$BG_PID
 	sleep 2
+	# the fault must come in the phase the scenario is named after
+	fm_status fmx
+	if [ "$ST_PHASE" = "$when" ]; then
+		pass "$sc-inject-while-$when"
+	else
+		fail "$sc-inject-while-$when" "$ST_RAW"
+	fi
 	ev=$(dm_events fmx)
 	if ! dm_reload fmx_dl "$table"; then
 		fail "$sc-inject" "cannot load '$table' on fmx_dl"
@@ -90,7 +98,7 @@ fault() {
 	else
 		pass "$sc-retry-broken-stays-failed"
 	fi
-	wait_phase fmx failed 30
+	check_phase "$sc-retry-broken-fails-again" fmx failed 30
 	# heal, retry
 	if ! dm_reload fmx_dl "$LINEAR"; then
 		fail "$sc-heal" "cannot restore the linear"
@@ -247,7 +255,8 @@ nb_power fmx_src 0 && echo $((MIB * 2)) >$NB_CFG/fmx_src/cache_size &&
 dm_create fmx_sl "0 $N linear $S 0" || die "cannot create source linear"
 SL=/dev/mapper/fmx_sl
 relink || fail source-werr-setup "cannot relink the destination"
-fm_create fmx $SL $L 128 && wait_phase fmx synced 60
+fm_create fmx $SL $L 128 && wait_phase fmx synced 60 ||
+	fail source-werr-synced-first "$ST_RAW"
 dm_reload fmx_sl "0 $N flakey $S 0 0 5 1 error_writes"
 if dd if=/dev/urandom of=$M bs=4k count=1 seek=5000 oflag=direct conv=notrunc status=none 2>/dev/null; then
 	fail source-write-error-reaches-guest "write to a failing source succeeded"
@@ -275,7 +284,8 @@ if ! grep -q '^dust ' <<<"$(dmsetup targets)"; then
 else
 	dm_create fmx_sd "0 $N dust $S 0 512" || die "cannot create dust"
 	SD=/dev/mapper/fmx_sd
-	fm_create fmx $SD $L 128 && wait_phase fmx synced 60
+	fm_create fmx $SD $L 128 && wait_phase fmx synced 60 ||
+		fail source-rerr-synced-first "$ST_RAW"
 	timeout 10 dmsetup message fmx_sd 0 addbadblock 1000
 	timeout 10 dmsetup message fmx_sd 0 enable
 	if dd if=$M of=/dev/null bs=512 skip=1000 count=1 iflag=direct status=none 2>/dev/null; then
