@@ -152,7 +152,7 @@ fua_hold() {
 	local wpid= dpid= rc=1 df_sync=0 tw=0 ts=0 te=0
 	HOLD_OK=1 HOLD_ERR= HOLD_LOST= HOLD_CTL=0
 	D=/dev/$d
-	N=$(dev_sectors $S)
+	N=4096			# 2 MiB mapped: the copy after the pause is short
 	nb_create $d $MIB $((MIB * 2)) || { HOLD_OK=0 HOLD_ERR="cannot create $d"; return; }
 	if ! printf '%s\n' "0 $HREG delay $D 0 0 $D 0 $HOLD_MS $D 0 0" \
 		"$HREG $((N - HREG)) delay $D $HREG 0" |
@@ -161,13 +161,13 @@ fua_hold() {
 	fi
 	FM_DMS+=(fmg_dly)
 	wait_bdev $DLY 5 || dmsetup mknodes fmg_dly
-	if ! fm_create fmg $S $DLY $HREG copy_jobs 1 copy_rate 128; then
+	if ! FM_LEN=$N fm_create fmg $S $DLY $HREG copy_jobs 1 copy_rate 128; then
 		HOLD_OK=0 HOLD_ERR="table rejected"; dm_remove fmg_dly; nb_destroy $d; return
 	fi
 	# region 0 first: its copy waits HOLD_MS in dm-delay, the others not
 	t0=$(ms)
 	while fm_status fmg && [ "$ST_COPIED" -lt 1 ] &&
-		[ $(($(ms) - t0)) -lt $((HOLD_MS * 3)) ]; do
+		[ $(($(ms) - t0)) -lt $((HOLD_MS * 5)) ]; do
 		sleep 0.05
 	done
 	tc=$(($(ms) - t0))
@@ -175,7 +175,7 @@ fua_hold() {
 	wait_phase fmg paused 10
 	info "fua-hold $tag: first region copied after $tc ms, paused: $ST_RAW"
 	if [ "$ST_PHASE" != paused ] || [ "$tc" -lt $((HOLD_MS * 8 / 10)) ] ||
-		[ "$ST_COPIED" -ge "$ST_TOTAL" ]; then
+		[ "$ST_COPIED" -lt 1 ] || [ "$ST_COPIED" -ge "$ST_TOTAL" ]; then
 		HOLD_OK=0 HOLD_ERR="region 0 not copied first (after $tc ms), or not paused: $ST_RAW"
 	fi
 	if [ $HOLD_OK = 1 ]; then
