@@ -5,7 +5,8 @@
 # (issue 10, points 1, 2, 3 (refusal), 4 and 6), with the real components:
 #  - a destination held open by a real qemu-system-x86_64 (-S, through a
 #    private device node as libvirt makes them), the whole disk or one of
-#    its partitions (loop device with a DOS partition table);
+#    its partitions (loop device with a DOS partition table); a partition
+#    held by a dm device;
 #  - a destination with a signature: ext4, a DOS partition table,
 #    LVM2_member (pvcreate), crypto_LUKS (cryptsetup luksFormat);
 #  - a VM disk that is a LUKS2 dm-crypt device (cryptsetup open), a
@@ -170,6 +171,14 @@ elif qemu_hold "${LOOP}p1"; then
 else
 	fail qemu-holds-destination-partition "qemu-system-x86_64 did not open ${LOOP}p1"
 	qemu_stop
+fi
+
+# a partition of the destination held by a dm device (holders of the partition)
+if [ -b "${LOOP}p1" ] && dm_create fb_ph "0 8 linear ${LOOP}p1 0"; then
+	refuse refuse-destination-partition-held "${LOOP#/dev/}p1 is held by" fb_vm "$LOOP"
+	dm_remove fb_ph
+else
+	fail partition-holder-created "cannot create fb_ph over ${LOOP}p1"
 fi
 
 # ---------------------------------------------------------------- 2. signatures
