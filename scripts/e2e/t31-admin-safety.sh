@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# fm-timeout: 600
+# fm-timeout: 400
 # t31-admin-safety: scripts/flushmirror refuses what would lose data
 # (issue 10, points 1, 2, 3 (refusal), 4 and 6), with the real components:
 #  - a destination held open by a real qemu-system-x86_64 (-S, through a
