@@ -122,25 +122,26 @@ done
 # ---- the FUA-hold path (fm_mirror_done()): a FUA write W issued while
 # copying goes to the destination without FUA; when it completes after the
 # target got synced, it must not complete before a destination flush made
-# it durable there.  The destination sits behind a dm-delay (fmg_dly)
-# whose first region (W's) delays writes by HOLD_MS: the copy of region 0
-# is slow, and so is W's destination leg.  The copy is paused right after
-# region 0; a discard of region 0 (so that W lands in null_blk's volatile
-# cache: see nb_create) and then W are issued, both held in dm-delay; the
-# copy resumes at full speed and the target is synced, transition flush
-# done, while W still waits.  W completes; a power cut of the destination
-# must not lose it.  A plain write after W (covered by no flush) is lost:
-# the cut bites in this stack too.
-HOLD_MS=4000
+# it durable there.  The destination sits behind a dm-delay (fmg_dly).  The
+# copy is paused once region 0 (W's) is copied; then fmg_dly is reloaded to
+# hold writes to region 0 for HOLD_MS; a discard of region 0 (so that W
+# lands in null_blk's volatile cache: see nb_create) and then W are issued,
+# both held there; the copy resumes at full speed and the target is synced,
+# transition flush done, while W still waits.  W completes; a power cut of
+# the destination must not lose it.  A plain write after W (covered by no
+# flush) is lost: the cut bites in this stack too.
+HOLD_MS=3000
 HREG=128			# region size: 64 KiB
 ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
 # held_writes: writes held in fmg_dly's first segment (dm-delay status:
 # reads, writes and flushes it holds now)
 held_writes() { dmsetup status fmg_dly | awk 'NR == 1 { print $5 + 0 }'; }
-wait_writes() {	# wait_writes N: up to 5 s for N writes held
-	local i
-	for ((i = 0; i < 100; i++)); do
+wait_writes() {	# wait_writes N [PID]: up to 15 s for N writes held, or
+	local i	# N - 1 once PID (the discard, held first) is done
+	for ((i = 0; i < 300; i++)); do
 		[ "$(held_writes)" -ge "$1" ] && return 0
+		[ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null &&
+			[ "$(held_writes)" -ge $(($1 - 1)) ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -148,35 +149,38 @@ wait_writes() {	# wait_writes N: up to 5 s for N writes held
 # fua_hold TAG: sets HOLD_OK (0: the scenario could not be set up, reason
 # in HOLD_ERR), HOLD_LOST (W lost), HOLD_CTL (1: the control survived)
 fua_hold() {
-	local tag=$1 d=fmg_h_$1 D DLY=/dev/mapper/fmg_dly N t0 tc tw ts te
+	local tag=$1 d=fmg_h_$1 D DLY=/dev/mapper/fmg_dly N t0 tc
 	local wpid= dpid= rc=1 df_sync=0 tw=0 ts=0 te=0
 	HOLD_OK=1 HOLD_ERR= HOLD_LOST= HOLD_CTL=0
 	D=/dev/$d
 	N=4096			# 2 MiB mapped: the copy after the pause is short
 	nb_create $d $MIB $((MIB * 2)) || { HOLD_OK=0 HOLD_ERR="cannot create $d"; return; }
-	if ! printf '%s\n' "0 $HREG delay $D 0 0 $D 0 $HOLD_MS $D 0 0" \
-		"$HREG $((N - HREG)) delay $D $HREG 0" |
-		timeout 60 dmsetup create fmg_dly; then
+	if ! dm_create fmg_dly "0 $N delay $D 0 0"; then
 		HOLD_OK=0 HOLD_ERR="cannot create the dm-delay"; nb_destroy $d; return
 	fi
-	FM_DMS+=(fmg_dly)
-	wait_bdev $DLY 5 || dmsetup mknodes fmg_dly
-	if ! FM_LEN=$N fm_create fmg $S $DLY $HREG copy_jobs 1 copy_rate 128; then
+	if ! FM_LEN=$N fm_create fmg $S $DLY $HREG copy_jobs 1 copy_rate 64; then
 		HOLD_OK=0 HOLD_ERR="table rejected"; dm_remove fmg_dly; nb_destroy $d; return
 	fi
-	# region 0 first: its copy waits HOLD_MS in dm-delay, the others not
 	t0=$(ms)
 	while fm_status fmg && [ "$ST_COPIED" -lt 1 ] &&
-		[ $(($(ms) - t0)) -lt $((HOLD_MS * 5)) ]; do
+		[ $(($(ms) - t0)) -lt 20000 ]; do
 		sleep 0.05
 	done
 	tc=$(($(ms) - t0))
 	timeout 10 dmsetup message fmg 0 pause
 	wait_phase fmg paused 10
 	info "fua-hold $tag: first region copied after $tc ms, paused: $ST_RAW"
-	if [ "$ST_PHASE" != paused ] || [ "$tc" -lt $((HOLD_MS * 8 / 10)) ] ||
-		[ "$ST_COPIED" -lt 1 ] || [ "$ST_COPIED" -ge "$ST_TOTAL" ]; then
-		HOLD_OK=0 HOLD_ERR="region 0 not copied first (after $tc ms), or not paused: $ST_RAW"
+	if [ "$ST_PHASE" != paused ] || [ "$ST_COPIED" -lt 1 ] ||
+		[ "$ST_COPIED" -ge "$ST_TOTAL" ]; then
+		HOLD_OK=0 HOLD_ERR="not paused with some regions copied: $ST_RAW"
+	fi
+	# from now on writes to region 0 wait HOLD_MS on their way to $D
+	if [ $HOLD_OK = 1 ] &&
+		! { printf '%s\n' "0 $HREG delay $D 0 0 $D 0 $HOLD_MS $D 0 0" \
+			"$HREG $((N - HREG)) delay $D $HREG 0" |
+			timeout 60 dmsetup load fmg_dly &&
+			timeout 60 dmsetup resume fmg_dly; }; then
+		HOLD_OK=0 HOLD_ERR="cannot reload the dm-delay"
 	fi
 	if [ $HOLD_OK = 1 ]; then
 		blkdiscard -o 0 -l 65536 $M &
@@ -186,7 +190,7 @@ fua_hold() {
 	if [ $HOLD_OK = 1 ]; then
 		aio_write hold$tag $M 0 64k 81 dsync &
 		wpid=$!
-		wait_writes 2 || { HOLD_OK=0 HOLD_ERR="W is not held in dm-delay"; }
+		wait_writes 2 $dpid || { HOLD_OK=0 HOLD_ERR="W is not held in dm-delay"; }
 		tw=$(ms)
 		fm_status fmg
 		[ "$ST_PHASE" = paused ] ||
