@@ -25,6 +25,7 @@
 #include <linux/log2.h>
 #include <linux/math64.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
@@ -164,7 +165,7 @@ static void fm_gen_own_flush_done(struct fm_gen *g, u64 mark)
 
 static void fm_region_clear(struct fm_regions *rg, unsigned long r)
 {
-	if (test_and_clear_bit(r, rg->copied))
+	if (__test_and_clear_bit(r, rg->copied))
 		rg->nr_copied--;
 }
 
@@ -216,7 +217,7 @@ static bool fm_region_claim(struct fm_regions *rg, unsigned long *r)
 	return false;
 
 found:
-	set_bit(i, rg->busy);
+	__set_bit(i, rg->busy);
 	rg->cursor = i + 1 < rg->nr ? i + 1 : 0;
 	*r = i;
 	return true;
@@ -233,8 +234,8 @@ found:
  */
 static bool fm_region_copied(struct fm_regions *rg, unsigned long r, bool ok)
 {
-	clear_bit(r, rg->busy);
-	if (ok && !test_and_set_bit(r, rg->copied))
+	__clear_bit(r, rg->busy);
+	if (ok && !__test_and_set_bit(r, rg->copied))
 		rg->nr_copied++;
 	return rg->nr_copied == rg->nr;
 }
@@ -545,6 +546,9 @@ struct flushmirror_c;
  * @region: the region it owns (its bit is set in fm_regions::busy)
  * @state: see &enum fm_job_state
  * @writes: guest writes to @region still in flight (WAITING only)
+ * @epoch: flushmirror_c::copy_epoch when the job started: a job that ends
+ *	in a later epoch (the destination failed meanwhile) does not mark
+ *	its region copied
  * @waiting: guest writes to @region that wait for the copy to end, linked
  *	through fm_io::list; they are routed again when it ends.
  */
@@ -553,6 +557,7 @@ struct fm_job {
 	unsigned long region;
 	enum fm_job_state state;
 	unsigned int writes;
+	u64 epoch;
 	struct list_head waiting;
 };
 
@@ -607,13 +612,16 @@ struct fm_io {
  * struct fm_dflush - a shared destination flush
  * @fm: the target
  * @mark: the WM it captured when it was issued
- * @sync: it is the transition flush: its success makes the phase synced
+ * @sync: it is the transition flush: its success makes the phase synced,
+ *	if the target is still in the sync attempt it was issued in
+ * @epoch: flushmirror_c::sync_epoch when it was issued
  * @bio: the flush bio, allocated from flushmirror_c::bs
  */
 struct fm_dflush {
 	struct flushmirror_c *fm;
 	u64 mark;
 	bool sync;
+	u64 epoch;
 	struct bio bio;
 };
 
@@ -643,9 +651,20 @@ struct fm_dflush {
  * @guest_flushes: guest flush bios seen
  * @dest_flushes: destination flushes issued
  * @dest_errors: destination I/O errors seen (writes, flushes, copies)
+ * @src_errors: source read errors of the copier (the region stays to be
+ *	copied; the copier backs off, see fm_copy_backoff())
+ * @src_backoff: jiffies the copier waits after the next source read
+ *	error: doubles with every consecutive one, reset by a good copy
+ * @sync_epoch: the sync attempt: moves each time the target leaves sync,
+ *	so that a transition flush of an earlier attempt reports nothing
+ * @copy_epoch: moves each time the destination fails, so that copy jobs
+ *	running across a failure and a retry do not count for the retry
  * @recopy_all: since the last retry, a destination flush failed, or the
  *	destination failed while it has a volatile write cache: what that
  *	cache held may be lost, so a retry copies every region again
+ * @dflush_bios: shared destination flush bios allocated and not yet done
+ *	with (their completion releases it last, under @lock: teardown
+ *	waits for 0 before it frees the bio set and @fm)
  * @flush_queued: shared destination flushes decided where no bio can be
  *	submitted (under @lock, or in a completion); @flush_work issues them
  * @sync_queued: one of them is the transition flush
@@ -658,7 +677,9 @@ struct fm_dflush {
  * @kcopyd: the kcopyd client
  * @bs: bio set for the clones sent to each leg and the destination
  *	flushes (front_pad holds a &struct fm_dflush)
- * @wait: woken when a copy job or a shared flush ends (suspend waits)
+ * @wait: woken, under @lock, when a copy job or a shared flush ends
+ *	(suspend waits with wait_event_lock_irq(): a completion's wake-up is
+ *	its last touch of @fm)
  */
 struct flushmirror_c {
 	struct dm_target *ti;
@@ -681,7 +702,12 @@ struct flushmirror_c {
 	u64 guest_flushes;
 	u64 dest_flushes;
 	u64 dest_errors;
+	u64 src_errors;
+	unsigned long src_backoff;
+	u64 sync_epoch;
+	u64 copy_epoch;
 	bool recopy_all;
+	unsigned int dflush_bios;
 	unsigned int flush_queued;
 	bool sync_queued;
 	unsigned int events_queued;
@@ -728,11 +754,13 @@ static void fm_kick_copier(struct flushmirror_c *fm)
 static void fm_dest_failed(struct flushmirror_c *fm)
 {
 	fm->dest_errors++;
+	fm->copy_epoch++;
 	if (bdev_write_cache(fm->dst->bdev))
 		fm->recopy_all = true;
 	if (fm->phase == FM_FAILED)
 		return;
 	fm_gen_leave_sync(&fm->gen);
+	fm->sync_epoch++;
 	fm_set_phase(fm, FM_FAILED);
 }
 
@@ -747,6 +775,10 @@ static void fm_region_unsynced(struct flushmirror_c *fm, unsigned long r)
 	if (fm->phase == FM_FAILED || !fm->gen.in_sync)
 		return;
 	fm_gen_leave_sync(&fm->gen);
+	fm->sync_epoch++;
+	/* an admin's pause holds: the copier resumes on "resume" */
+	if (fm->phase == FM_PAUSED)
+		return;
 	fm_set_phase(fm, FM_COPYING);
 	fm_kick_copier(fm);
 }
@@ -929,7 +961,8 @@ static void fm_dest_flush_endio(struct bio *bio)
 	if (!ok) {
 		fm->recopy_all = true;
 		fm_dest_failed(fm);
-	} else if (df->sync && fm->gen.in_sync && fm->phase != FM_FAILED) {
+	} else if (df->sync && df->epoch == fm->sync_epoch &&
+		   fm->gen.in_sync && fm->phase != FM_FAILED) {
 		fm_set_phase(fm, FM_SYNCED);
 	}
 	list_for_each_entry_safe(io, tmp, &fm->flush_waiters, list)
@@ -942,7 +975,12 @@ static void fm_dest_flush_endio(struct bio *bio)
 		list_del_init(&io->list);
 		fm_leg_done(io);
 	}
+
+	/* The last touch of @fm: teardown may free it once this is seen. */
+	spin_lock_irqsave(&fm->lock, flags);
+	fm->dflush_bios--;
 	wake_up_all(&fm->wait);
+	spin_unlock_irqrestore(&fm->lock, flags);
 }
 
 /*
@@ -964,6 +1002,8 @@ static void fm_issue_dest_flush(struct flushmirror_c *fm, bool sync)
 	df->sync = sync;
 	spin_lock_irq(&fm->lock);
 	df->mark = fm->gen.wm;
+	df->epoch = fm->sync_epoch;
+	fm->dflush_bios++;
 	spin_unlock_irq(&fm->lock);
 	bio->bi_end_io = fm_dest_flush_endio;
 	if (debug_skip_dest_flush)
@@ -1122,7 +1162,11 @@ static int fm_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	}
 
-	/* max_io_len keeps bios inside a region; make sure of it. */
+	/*
+	 * dm core splits reads and writes at max_io_len (a region), but not
+	 * discards and write-zeroes: dm_accept_partial_bio() trims those to
+	 * the region, and dm core sends the rest as a new bio.
+	 */
 	end = round_up(sector + 1, fm->region_size);
 	if (sector + bio_sectors(bio) > end)
 		dm_accept_partial_bio(bio, end - sector);
@@ -1170,27 +1214,51 @@ static void fm_check_synced(struct flushmirror_c *fm)
 	fm_queue_dest_flush(fm, true);
 }
 
+#define FM_SRC_BACKOFF_MIN	HZ
+#define FM_SRC_BACKOFF_MAX	(60 * HZ)
+
+/*
+ * fm_copy_backoff - the copier could not read a region from the source.
+ * That is no fault of the destination: the phase stays, the region stays
+ * to be copied, and the copier waits before it copies again (1 s, doubling
+ * with each consecutive read error up to 60 s), so that a region that
+ * stays unreadable is retried without a busy loop and shows as a growing
+ * src_errors count and a log line naming it.
+ * Context: any, with fm->lock held.
+ */
+static void fm_copy_backoff(struct flushmirror_c *fm, unsigned long r)
+{
+	fm->src_errors++;
+	DMERR_LIMIT("%s: source read error copying region %lu (%llu so far), retry in %u s",
+		    dm_table_device_name(fm->ti->table), r, fm->src_errors,
+		    jiffies_to_msecs(fm->src_backoff) / 1000);
+	mod_delayed_work(fm->wq, &fm->copy_work, fm->src_backoff);
+	fm->src_backoff = min(fm->src_backoff * 2, FM_SRC_BACKOFF_MAX);
+}
+
 static void fm_copy_done(int read_err, unsigned long write_err, void *context)
 {
 	struct fm_job *job = context;
 	struct flushmirror_c *fm = job->fm;
+	bool backoff = false;
 	struct fm_io *io, *tmp;
 	LIST_HEAD(waiting);
 
 	spin_lock_irq(&fm->lock);
-	fm_region_copied(&fm->rg, job->region, !read_err && !write_err);
+	fm_region_copied(&fm->rg, job->region, !read_err && !write_err &&
+			 job->epoch == fm->copy_epoch);
 	if (write_err) {
 		fm_dest_failed(fm);
 	} else if (read_err) {
-		DMERR_LIMIT("%s: source read error copying region %lu",
-			    dm_table_device_name(fm->ti->table), job->region);
-		fm_dest_failed(fm);
+		fm_copy_backoff(fm, job->region);
+		backoff = true;
+	} else {
+		fm->src_backoff = FM_SRC_BACKOFF_MIN;
 	}
 	list_splice_init(&job->waiting, &waiting);
+	/* the slot is free; it stays counted in active_jobs until the end */
 	job->state = FM_JOB_IDLE;
-	fm->active_jobs--;
 	fm_check_synced(fm);
-	fm_kick_copier(fm);
 	spin_unlock_irq(&fm->lock);
 
 	list_for_each_entry_safe(io, tmp, &waiting, list) {
@@ -1198,7 +1266,14 @@ static void fm_copy_done(int read_err, unsigned long write_err, void *context)
 		if (fm_route_write(fm, io, fm_io_bio(io)) == DM_MAPIO_REMAPPED)
 			dm_submit_bio_remap(fm_io_bio(io), NULL);
 	}
+
+	/* The last touch of @fm: presuspend waits for active_jobs == 0. */
+	spin_lock_irq(&fm->lock);
+	fm->active_jobs--;
+	if (!backoff && !delayed_work_pending(&fm->copy_work))
+		fm_kick_copier(fm);
 	wake_up_all(&fm->wait);
+	spin_unlock_irq(&fm->lock);
 }
 
 /* Context: any, with fm->lock held. */
@@ -1233,6 +1308,7 @@ static void fm_start_job(struct flushmirror_c *fm, unsigned long r)
 		}
 	}
 	job->region = r;
+	job->epoch = fm->copy_epoch;
 	job->writes = fm_count_inflight(fm, r);
 	job->state = job->writes ? FM_JOB_WAITING : FM_JOB_READY;
 	fm->active_jobs++;
@@ -1274,8 +1350,12 @@ static void fm_copy_work(struct work_struct *ws)
 			mod_delayed_work(fm->wq, &fm->copy_work, delay);
 			break;
 		}
-		if (!fm_region_claim(&fm->rg, &r))
+		if (!fm_region_claim(&fm->rg, &r)) {
+			/* nothing to copy: the budget stays for later */
+			if (fm->cfg.copy_rate)
+				fm->thr.tokens += fm->region_size;
 			break;
+		}
 		fm_start_job(fm, r);
 	}
 	for (i = 0; i < fm->cfg.copy_jobs; i++) {
@@ -1313,12 +1393,17 @@ static void fm_event_work(struct work_struct *ws)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * fm_free - release everything fm_ctr() set up.  The kcopyd client goes
+ * first: it waits for its callbacks (fm_copy_done()), which queue work on
+ * fm->wq.
+ */
 static void fm_free(struct flushmirror_c *fm)
 {
-	if (fm->wq)
-		destroy_workqueue(fm->wq);
 	if (fm->kcopyd)
 		dm_kcopyd_client_destroy(fm->kcopyd);
+	if (fm->wq)
+		destroy_workqueue(fm->wq);
 	bioset_exit(&fm->bs);
 	kvfree(fm->rg.copied);
 	kvfree(fm->rg.busy);
@@ -1492,6 +1577,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 
 	spin_lock_init(&fm->lock);
+	fm->src_backoff = FM_SRC_BACKOFF_MIN;
 	hash_init(fm->inflight);
 	INIT_LIST_HEAD(&fm->flush_waiters);
 	init_waitqueue_head(&fm->wait);
@@ -1538,7 +1624,8 @@ static void fm_dtr(struct dm_target *ti)
  * fm_presuspend - stop the copier.
  *   1. Start no copy job from now on.
  *   2. Wait for the jobs that own a region: each ends and routes the
- *      writes that waited for it, so dm can drain them.
+ *      writes that waited for it, so dm can drain them.  The wait is
+ *      under fm->lock, which the end of a job holds for its last touch.
  *   3. Stop the copier work.
  */
 static void fm_presuspend(struct dm_target *ti)
@@ -1547,9 +1634,8 @@ static void fm_presuspend(struct dm_target *ti)
 
 	spin_lock_irq(&fm->lock);
 	fm->suspending = true;
+	wait_event_lock_irq(fm->wait, !fm->active_jobs, fm->lock);
 	spin_unlock_irq(&fm->lock);
-
-	wait_event(fm->wait, !READ_ONCE(fm->active_jobs));
 	cancel_delayed_work_sync(&fm->copy_work);
 }
 
@@ -1579,7 +1665,8 @@ static void fm_presuspend_undo(struct dm_target *ti)
 /*
  * fm_postsuspend - leave the destination ready for a switchover.  dm has
  * drained every guest bio.
- *   1. Wait for the shared destination flushes in flight, if any.
+ *   1. Wait for the shared destination flushes in flight, if any, and
+ *      for their completions to be done with @fm and its bio set.
  *   2. If in sync and writes are not flushed yet, issue a last
  *      destination flush, and go back to 1: then WF = WM = SG.
  */
@@ -1589,24 +1676,20 @@ static void fm_postsuspend(struct dm_target *ti)
 	enum fm_flush_action act;
 
 	for (;;) {
-		wait_event(fm->wait, !READ_ONCE(fm->gen.busy));
-
 		spin_lock_irq(&fm->lock);
-		act = FM_FLUSH_WAIT;
-		if (!fm->gen.busy) {
-			act = FM_FLUSH_NONE;
-			if (fm->gen.in_sync && fm->phase != FM_FAILED)
-				act = fm_gen_request(&fm->gen, fm->gen.wm,
-						     false);
-		}
+		wait_event_lock_irq(fm->wait,
+				    !fm->gen.busy && !fm->dflush_bios, fm->lock);
+		act = FM_FLUSH_NONE;
+		if (fm->gen.in_sync && fm->phase != FM_FAILED)
+			act = fm_gen_request(&fm->gen, fm->gen.wm, false);
 		if (act == FM_FLUSH_ISSUE)
 			fm->dest_flushes++;
 		spin_unlock_irq(&fm->lock);
 
-		if (act == FM_FLUSH_NONE)
+		/* With none busy, a request never waits. */
+		if (act != FM_FLUSH_ISSUE)
 			return;
-		if (act == FM_FLUSH_ISSUE)
-			fm_issue_dest_flush(fm, false);
+		fm_issue_dest_flush(fm, false);
 	}
 }
 
@@ -1631,10 +1714,11 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 	switch (type) {
 	case STATUSTYPE_INFO:
 		spin_lock_irq(&fm->lock);
-		DMEMIT("%s %lu/%lu %llu %llu %llu %llu %llu %llu %llu",
+		DMEMIT("%s %lu/%lu %llu %llu %llu %llu %llu %llu %llu %llu",
 		       fm_phase_names[fm->phase], fm->rg.nr_copied, fm->rg.nr,
 		       fm->gen.sg, fm->gen.wm, fm->gen.fr, fm->gen.wf,
-		       fm->guest_flushes, fm->dest_flushes, fm->dest_errors);
+		       fm->guest_flushes, fm->dest_flushes, fm->dest_errors,
+		       fm->src_errors);
 		spin_unlock_irq(&fm->lock);
 		break;
 
@@ -1749,18 +1833,19 @@ static int fm_iterate_devices(struct dm_target *ti,
 
 /*
  * fm_io_hints - dm stacks the limits of both devices (the larger logical
- * block size wins); advertise the region as the minimum and optimal I/O
- * size, unless the devices' optimal size is a multiple of it already.
+ * block size wins).  io_min stays the legs'.  Where the legs give no
+ * optimal size, suggest the region, capped at FM_MAX_IO_OPT: with large
+ * regions mkfs would take it for a stripe unit and readahead would grow
+ * with it.
  */
+#define FM_MAX_IO_OPT	SZ_1M
 static void fm_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
 	struct flushmirror_c *fm = ti->private;
 	unsigned int bytes = fm->region_size << SECTOR_SHIFT;
 
-	if (limits->io_opt && !(limits->io_opt % bytes))
-		return;
-	limits->io_min = max(limits->io_min, bytes);
-	limits->io_opt = bytes;
+	if (!limits->io_opt)
+		limits->io_opt = min(bytes, FM_MAX_IO_OPT);
 }
 
 static struct target_type flushmirror_target = {
