@@ -15,6 +15,7 @@
 #ifndef DM_FLUSHMIRROR_H
 #define DM_FLUSHMIRROR_H
 
+#include <linux/bits.h>
 #include <linux/types.h>
 
 #define FM_MIN_REGION_SIZE	8U		/* sectors: 4 KiB */
@@ -25,7 +26,7 @@
  * unsigned long on 32-bit builds).  With the default 512 KiB regions that
  * is 128 PiB; a larger device needs a larger region size.
  */
-#define FM_MAX_REGIONS		(1UL << 28)
+#define FM_MAX_REGIONS		BIT(28)
 #define FM_MAX_COPY_JOBS	64U
 #define FM_DEFAULT_COPY_JOBS	8U
 
