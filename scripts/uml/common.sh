@@ -41,10 +41,13 @@ newest_pkg() {
 		grep -E "^$1\$" | sort -uV | tail -n 1
 }
 
-# Packages needed to build and boot the UML kernel and run the e2e tests.
+# Packages needed to build and boot the UML kernel and run the e2e tests
+# (lvm2, cryptsetup-bin and qemu-system-x86: t31-admin-safety runs the real
+# tools inside the guest).
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
-	e2fsprogs util-linux procps coreutils jq perl patch)
+	e2fsprogs util-linux procps coreutils jq perl patch
+	lvm2 cryptsetup-bin qemu-system-x86)
 
 # count_results LABEL RES TEST_TIMEOUT TEST...: count the results of a guest
 # run (scripts/uml/run-e2e.sh, scripts/qemu/run-debian.sh) from RES/<test>.log
