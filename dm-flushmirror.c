@@ -165,8 +165,10 @@ static void fm_gen_own_flush_done(struct fm_gen *g, u64 mark)
 
 static void fm_region_clear(struct fm_regions *rg, unsigned long r)
 {
-	if (__test_and_clear_bit(r, rg->copied))
+	if (__test_and_clear_bit(r, rg->copied)) {
 		rg->nr_copied--;
+		__set_bit(r / FM_CHUNK_REGIONS, rg->todo);
+	}
 }
 
 /**
@@ -193,10 +195,40 @@ static enum fm_route fm_region_route(struct fm_regions *rg, unsigned long r,
 	return test_bit(r, rg->copied) ? FM_ROUTE_MIRROR : FM_ROUTE_SOURCE;
 }
 
+/*
+ * fm_region_scan - the first region in [@from, @to) that is neither copied
+ * nor busy, looking only at the chunks whose todo bit is set; a chunk
+ * looked at whole and found without work gets its bit cleared.
+ */
+static bool fm_region_scan(struct fm_regions *rg, unsigned long from,
+			   unsigned long to, unsigned long *r)
+{
+	unsigned long c = from / FM_CHUNK_REGIONS, lo, hi, i;
+
+	for_each_set_bit_from(c, rg->todo, DIV_ROUND_UP(to, FM_CHUNK_REGIONS)) {
+		lo = max(from, c * FM_CHUNK_REGIONS);
+		hi = min(to, (c + 1) * FM_CHUNK_REGIONS);
+		i = lo;
+		for_each_clear_bit_from(i, rg->copied, hi) {
+			if (!test_bit(i, rg->busy)) {
+				*r = i;
+				return true;
+			}
+		}
+		if (lo == c * FM_CHUNK_REGIONS &&
+		    hi == min(rg->nr, (c + 1) * FM_CHUNK_REGIONS))
+			__clear_bit(c, rg->todo);
+	}
+	return false;
+}
+
 /**
  * fm_region_claim - find a region to copy and mark it busy
  * @rg: the region map
  * @r: the region claimed
+ *
+ * Searches from the cursor to the end, then from the start to the cursor,
+ * through the chunks that may hold work (&fm_regions.todo).
  *
  * Context: any; the caller holds the lock that protects @rg.
  * Return: true if a region was claimed.
@@ -206,17 +238,9 @@ static bool fm_region_claim(struct fm_regions *rg, unsigned long *r)
 	unsigned long i;
 
 	/* From the cursor to the end, then from the start to the cursor. */
-	i = rg->cursor;
-	for_each_clear_bit_from(i, rg->copied, rg->nr)
-		if (!test_bit(i, rg->busy))
-			goto found;
-	i = 0;
-	for_each_clear_bit_from(i, rg->copied, rg->cursor)
-		if (!test_bit(i, rg->busy))
-			goto found;
-	return false;
-
-found:
+	if (!fm_region_scan(rg, rg->cursor, rg->nr, &i) &&
+	    !fm_region_scan(rg, 0, rg->cursor, &i))
+		return false;
 	__set_bit(i, rg->busy);
 	rg->cursor = i + 1 < rg->nr ? i + 1 : 0;
 	*r = i;
@@ -237,6 +261,8 @@ static bool fm_region_copied(struct fm_regions *rg, unsigned long r, bool ok)
 	__clear_bit(r, rg->busy);
 	if (ok && !__test_and_set_bit(r, rg->copied))
 		rg->nr_copied++;
+	else if (!ok)
+		__set_bit(r / FM_CHUNK_REGIONS, rg->todo);
 	return rg->nr_copied == rg->nr;
 }
 
@@ -528,8 +554,9 @@ static int fm_parse_message(unsigned int argc, char **argv,
  * @FM_JOB_WAITING: the region is claimed; guest writes to it (source-only
  *	or mirrored) are still in flight and the copy starts when the last
  *	one ends, so that the copy reads what they wrote to the source.
- * @FM_JOB_READY: nothing in flight: the copier submits it to kcopyd.
- * @FM_JOB_RUNNING: kcopyd copies the region.
+ * @FM_JOB_READY: nothing in flight: the copier submits its next chunk to
+ *	kcopyd.
+ * @FM_JOB_RUNNING: kcopyd copies a chunk of the region.
  */
 enum fm_job_state {
 	FM_JOB_IDLE,
@@ -546,6 +573,9 @@ struct flushmirror_c;
  * @region: the region it owns (its bit is set in fm_regions::busy)
  * @state: see &enum fm_job_state
  * @writes: guest writes to @region still in flight (WAITING only)
+ * @done: sectors of @region copied so far: a region is copied in chunks of
+ *	%FM_COPY_CHUNK, so that a suspend waits for one chunk per job, not
+ *	for whole regions
  * @epoch: flushmirror_c::copy_epoch when the job started: a job that ends
  *	in a later epoch (the destination failed meanwhile) does not mark
  *	its region copied
@@ -557,6 +587,7 @@ struct fm_job {
 	unsigned long region;
 	enum fm_job_state state;
 	unsigned int writes;
+	sector_t done;
 	u64 epoch;
 	struct list_head waiting;
 };
@@ -655,6 +686,8 @@ struct fm_dflush {
  *	copied; the copier backs off, see fm_copy_backoff())
  * @src_backoff: jiffies the copier waits after the next source read
  *	error: doubles with every consecutive one, reset by a good copy
+ * @claim_after: jiffies before which the copier claims no region (the
+ *	back-off after a source read error); chunks of running jobs go on
  * @sync_epoch: the sync attempt: moves each time the target leaves sync,
  *	so that a transition flush of an earlier attempt reports nothing
  * @copy_epoch: moves each time the destination fails, so that copy jobs
@@ -704,6 +737,7 @@ struct flushmirror_c {
 	u64 dest_errors;
 	u64 src_errors;
 	unsigned long src_backoff;
+	unsigned long claim_after;
 	u64 sync_epoch;
 	u64 copy_epoch;
 	bool recopy_all;
@@ -1220,10 +1254,10 @@ static void fm_check_synced(struct flushmirror_c *fm)
 /*
  * fm_copy_backoff - the copier could not read a region from the source.
  * That is no fault of the destination: the phase stays, the region stays
- * to be copied, and the copier waits before it copies again (1 s, doubling
- * with each consecutive read error up to 60 s), so that a region that
- * stays unreadable is retried without a busy loop and shows as a growing
- * src_errors count and a log line naming it.
+ * to be copied, and the copier claims no region for a while (1 s, doubling
+ * with each consecutive read error up to 60 s; jobs already running go
+ * on), so that a region that stays unreadable is retried without a busy
+ * loop and shows as a growing src_errors count and a log line naming it.
  * Context: any, with fm->lock held.
  */
 static void fm_copy_backoff(struct flushmirror_c *fm, unsigned long r)
@@ -1232,29 +1266,55 @@ static void fm_copy_backoff(struct flushmirror_c *fm, unsigned long r)
 	DMERR_LIMIT("%s: source read error copying region %lu (%llu so far), retry in %u s",
 		    dm_table_device_name(fm->ti->table), r, fm->src_errors,
 		    jiffies_to_msecs(fm->src_backoff) / 1000);
-	mod_delayed_work(fm->wq, &fm->copy_work, fm->src_backoff);
+	fm->claim_after = jiffies + fm->src_backoff;
 	fm->src_backoff = min(fm->src_backoff * 2, FM_SRC_BACKOFF_MAX);
 }
 
+#define FM_COPY_CHUNK	2048U	/* sectors: 1 MiB */
+
+/* The sectors of region @r (the last one may be short). */
+static sector_t fm_region_len(struct flushmirror_c *fm, unsigned long r)
+{
+	sector_t start = (sector_t)r << fm->region_shift;
+
+	return min_t(sector_t, fm->region_size, fm->ti->len - start);
+}
+
+/*
+ * fm_copy_done - kcopyd copied a chunk of a region.  The next chunk goes
+ * to the copier, unless this was the last one, something failed, or a
+ * suspend began: then the job ends, and its region counts as copied only
+ * if every chunk was copied in the job's epoch.
+ * Context: kcopyd's callback (process).
+ */
 static void fm_copy_done(int read_err, unsigned long write_err, void *context)
 {
 	struct fm_job *job = context;
 	struct flushmirror_c *fm = job->fm;
-	bool backoff = false;
+	bool ok = !read_err && !write_err;
 	struct fm_io *io, *tmp;
 	LIST_HEAD(waiting);
 
 	spin_lock_irq(&fm->lock);
-	fm_region_copied(&fm->rg, job->region, !read_err && !write_err &&
-			 job->epoch == fm->copy_epoch);
-	if (write_err) {
-		fm_dest_failed(fm);
-	} else if (read_err) {
-		fm_copy_backoff(fm, job->region);
-		backoff = true;
-	} else {
-		fm->src_backoff = FM_SRC_BACKOFF_MIN;
+	ok = ok && job->epoch == fm->copy_epoch;
+	if (ok && job->done + FM_COPY_CHUNK < fm_region_len(fm, job->region)) {
+		if (!fm->suspending) {
+			job->done += FM_COPY_CHUNK;
+			job->state = FM_JOB_READY;
+			fm_kick_copier(fm);
+			spin_unlock_irq(&fm->lock);
+			return;
+		}
+		/* stopped between chunks: copied again after the resume */
+		ok = false;
 	}
+	fm_region_copied(&fm->rg, job->region, ok);
+	if (write_err)
+		fm_dest_failed(fm);
+	else if (read_err)
+		fm_copy_backoff(fm, job->region);
+	else
+		fm->src_backoff = FM_SRC_BACKOFF_MIN;
 	list_splice_init(&job->waiting, &waiting);
 	/* the slot is free; it stays counted in active_jobs until the end */
 	job->state = FM_JOB_IDLE;
@@ -1270,8 +1330,7 @@ static void fm_copy_done(int read_err, unsigned long write_err, void *context)
 	/* The last touch of @fm: presuspend waits for active_jobs == 0. */
 	spin_lock_irq(&fm->lock);
 	fm->active_jobs--;
-	if (!backoff && !delayed_work_pending(&fm->copy_work))
-		fm_kick_copier(fm);
+	fm_kick_copier(fm);
 	wake_up_all(&fm->wait);
 	spin_unlock_irq(&fm->lock);
 }
@@ -1308,20 +1367,23 @@ static void fm_start_job(struct flushmirror_c *fm, unsigned long r)
 		}
 	}
 	job->region = r;
+	job->done = 0;
 	job->epoch = fm->copy_epoch;
 	job->writes = fm_count_inflight(fm, r);
 	job->state = job->writes ? FM_JOB_WAITING : FM_JOB_READY;
 	fm->active_jobs++;
 }
 
+/* Copy the next chunk of @job's region.  Context: process. */
 static void fm_submit_copy(struct flushmirror_c *fm, struct fm_job *job)
 {
 	sector_t start = (sector_t)job->region << fm->region_shift;
 	struct dm_io_region from, to;
 
 	from.bdev = fm->src->bdev;
-	from.sector = start;
-	from.count = min_t(sector_t, fm->region_size, fm->ti->len - start);
+	from.sector = start + job->done;
+	from.count = min_t(sector_t, FM_COPY_CHUNK,
+			   fm_region_len(fm, job->region) - job->done);
 	to = from;
 	to.bdev = fm->dst->bdev;
 	dm_kcopyd_copy(fm->kcopyd, &from, 1, &to, 0, fm_copy_done, job);
@@ -1329,9 +1391,10 @@ static void fm_submit_copy(struct flushmirror_c *fm, struct fm_job *job)
 
 /*
  * fm_copy_work - the copier.
- *   1. Claim regions for free job slots while the phase and the throttle
- *      allow it.
- *   2. Submit every job that no source-only write holds back any more.
+ *   1. Claim regions for free job slots while the phase, the back-off
+ *      after a source read error and the throttle allow it.
+ *   2. Submit the next chunk of every job that no write in flight holds
+ *      back any more.
  * Context: process (fm->wq).
  */
 static void fm_copy_work(struct work_struct *ws)
@@ -1344,6 +1407,11 @@ static void fm_copy_work(struct work_struct *ws)
 
 	spin_lock_irq(&fm->lock);
 	while (fm_may_start_copy(fm)) {
+		if (time_before(jiffies, fm->claim_after)) {
+			mod_delayed_work(fm->wq, &fm->copy_work,
+					 fm->claim_after - jiffies);
+			break;
+		}
 		delay = fm_throttle_take(&fm->thr, jiffies, fm->cfg.copy_rate,
 					 fm->region_size);
 		if (delay) {
@@ -1407,6 +1475,7 @@ static void fm_free(struct flushmirror_c *fm)
 	bioset_exit(&fm->bs);
 	kvfree(fm->rg.copied);
 	kvfree(fm->rg.busy);
+	kvfree(fm->rg.todo);
 	if (fm->dst)
 		dm_put_device(fm->ti, fm->dst);
 	if (fm->src)
@@ -1487,6 +1556,15 @@ static int fm_open_devices(struct flushmirror_c *fm, char **argv)
 		ti->error = "Region size is below a device's logical block size";
 		return -EINVAL;
 	}
+	/*
+	 * The stacked device takes the larger logical block size: under a
+	 * running guest, 512-byte direct I/O would start to fail.
+	 */
+	if (bdev_logical_block_size(fm->dst->bdev) >
+	    bdev_logical_block_size(fm->src->bdev)) {
+		ti->error = "Destination logical block size exceeds the source's";
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -1498,7 +1576,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct flushmirror_c *fm;
-	unsigned long longs;
+	unsigned long longs, chunks;
 	unsigned int i;
 	u64 nr;
 	int r;
@@ -1544,11 +1622,15 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	longs = BITS_TO_LONGS(fm->rg.nr);
 	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
 	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
-	if (!fm->rg.copied || !fm->rg.busy) {
+	chunks = DIV_ROUND_UP(fm->rg.nr, FM_CHUNK_REGIONS);
+	fm->rg.todo = kvcalloc(BITS_TO_LONGS(chunks), sizeof(long),
+			       GFP_KERNEL | __GFP_NOWARN);
+	if (!fm->rg.copied || !fm->rg.busy || !fm->rg.todo) {
 		ti->error = "Cannot allocate region bitmaps";
 		r = -ENOMEM;
 		goto bad;
 	}
+	bitmap_set(fm->rg.todo, 0, chunks);
 	if (fm->cfg.nosync) {
 		bitmap_set(fm->rg.copied, 0, fm->rg.nr);
 		fm->rg.nr_copied = fm->rg.nr;
@@ -1578,6 +1660,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	spin_lock_init(&fm->lock);
 	fm->src_backoff = FM_SRC_BACKOFF_MIN;
+	fm->claim_after = jiffies;
 	hash_init(fm->inflight);
 	INIT_LIST_HEAD(&fm->flush_waiters);
 	init_waitqueue_head(&fm->wait);
@@ -1798,11 +1881,15 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 			break;
 		}
 		if (fm->recopy_all) {
-			/* Keep only the regions copy jobs own right now. */
-			bitmap_and(fm->rg.copied, fm->rg.copied, fm->rg.busy,
-				   fm->rg.nr);
-			fm->rg.nr_copied = bitmap_weight(fm->rg.copied,
-							 fm->rg.nr);
+			/*
+			 * Copy everything again.  Jobs still running started
+			 * before the failure: their epoch keeps them from
+			 * marking a region copied.
+			 */
+			bitmap_zero(fm->rg.copied, fm->rg.nr);
+			fm->rg.nr_copied = 0;
+			bitmap_fill(fm->rg.todo,
+				    DIV_ROUND_UP(fm->rg.nr, FM_CHUNK_REGIONS));
 			fm->recopy_all = false;
 		}
 		fm_set_phase(fm, FM_COPYING);

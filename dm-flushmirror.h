@@ -118,6 +118,11 @@ enum fm_route {
  *	leg only (source error, destination error, written while failed).
  * @busy: bit set while a copy job owns the region; writes to it wait.
  *	A busy region is never copied.
+ * @todo: one bit per chunk of %FM_CHUNK_REGIONS regions, set when the
+ *	chunk may hold a region to copy.  Every region neither copied nor
+ *	busy has its chunk's bit set; a search clears the bit of a chunk it
+ *	found nothing in, so that the search for work (with interrupts off)
+ *	looks at the chunks with work and not at the whole map.
  * @cursor: the region where the next search for work starts.
  */
 struct fm_regions {
@@ -125,8 +130,11 @@ struct fm_regions {
 	unsigned long nr_copied;
 	unsigned long *copied;
 	unsigned long *busy;
+	unsigned long *todo;
 	unsigned long cursor;
 };
+
+#define FM_CHUNK_REGIONS	1024UL
 
 /**
  * struct fm_throttle - token bucket for the copy rate

@@ -398,8 +398,13 @@ static struct fm_regions *fm_test_regions(struct kunit *test, unsigned long nr)
 				   GFP_KERNEL);
 	rg->busy = kunit_kzalloc(test, BITS_TO_LONGS(nr) * sizeof(long),
 				 GFP_KERNEL);
+	rg->todo = kunit_kzalloc(test, BITS_TO_LONGS(DIV_ROUND_UP(nr, FM_CHUNK_REGIONS)) *
+				 sizeof(long), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->copied);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->busy);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->todo);
+	/* every chunk may hold work, as fm_ctr() starts */
+	bitmap_set(rg->todo, 0, DIV_ROUND_UP(nr, FM_CHUNK_REGIONS));
 	return rg;
 }
 
@@ -479,8 +484,53 @@ static void fm_region_test_copy_done(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, fm_region_claim(rg, &r));
 }
 
+/*
+ * The chunk summary: a search clears the bits of chunks without work, and
+ * every way a region becomes work again (a write that reaches one leg, a
+ * failed copy) sets its chunk's bit, or the copier would never find it.
+ */
+static void fm_region_test_chunks(struct kunit *test)
+{
+	unsigned long nr = 8 * FM_CHUNK_REGIONS + 5, r;
+	struct fm_regions *rg = fm_test_regions(test, nr);
+
+	/* all copied but two regions, in chunks 3 and 8 (the short one) */
+	bitmap_set(rg->copied, 0, nr);
+	__clear_bit(3 * FM_CHUNK_REGIONS + 7, rg->copied);
+	__clear_bit(nr - 1, rg->copied);
+	rg->nr_copied = nr - 2;
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, 3 * FM_CHUNK_REGIONS + 7);
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, nr - 1);
+	KUNIT_EXPECT_FALSE(test, fm_region_claim(rg, &r));
+	/* the searches left no chunk marked but the cursor's own */
+	KUNIT_EXPECT_LE(test, bitmap_weight(rg->todo, 9), 1U);
+
+	/* a failed copy is work again */
+	KUNIT_EXPECT_FALSE(test, fm_region_copied(rg, 3 * FM_CHUNK_REGIONS + 7,
+						  false));
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, 3 * FM_CHUNK_REGIONS + 7);
+	KUNIT_EXPECT_FALSE(test, fm_region_copied(rg, r, true));
+	KUNIT_EXPECT_TRUE(test, fm_region_copied(rg, nr - 1, true));
+	KUNIT_EXPECT_FALSE(test, fm_region_claim(rg, &r));
+
+	/* a copied region written on one leg only is work again */
+	fm_region_clear(rg, 5 * FM_CHUNK_REGIONS + 1);
+	KUNIT_EXPECT_TRUE(test, test_bit(5, rg->todo));
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, 5 * FM_CHUNK_REGIONS + 1);
+	/* written while failed: the route clears it, the chunk is marked */
+	KUNIT_EXPECT_TRUE(test, fm_region_copied(rg, r, true));
+	KUNIT_EXPECT_EQ(test, fm_region_route(rg, 2, true), FM_ROUTE_SOURCE);
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, 2UL);
+}
+
 static struct kunit_case fm_region_cases[] = {
 	KUNIT_CASE(fm_region_test_route),
+	KUNIT_CASE(fm_region_test_chunks),
 	KUNIT_CASE(fm_region_test_claim_order),
 	KUNIT_CASE(fm_region_test_copy_done),
 	{}

@@ -249,3 +249,26 @@ if dm_create fmt_zs "0 $BIG error" && dm_create fmt_zd "0 $BIG error"; then
 else
 	fail regions-error-legs "cannot create the 16 TiB dm-error legs"
 fi
+
+# a destination with a larger logical block size than the source: the
+# stacked device would move to 4096-byte blocks under the guest and its
+# 512-byte direct I/O would fail (issue 10.6, kernel side), refused at
+# create and as a live reload
+d4k=$NB_CFG/fmt_4k
+if mkdir "$d4k" && FM_NBS+=(fmt_4k) && echo 16 >"$d4k/size" &&
+	echo 1 >"$d4k/memory_backed" && echo 4096 >"$d4k/blocksize" &&
+	echo 1 >"$d4k/power" && wait_bdev /dev/fmt_4k 10; then
+	reject dest-4k-under-512 "$S /dev/fmt_4k 8" $N "logical block size exceeds the source"
+	if fm_create fmt_lbs $S $D 8; then
+		check_not reload-dest-4k-refused \
+			timeout 30 dmsetup load fmt_lbs --table "0 $N flushmirror $S /dev/fmt_4k 8"
+		timeout 30 dmsetup clear fmt_lbs 2>/dev/null
+		expect lbs-stays-512 "$(blockdev --getss /dev/mapper/fmt_lbs)" -eq 512 \
+			"the live device's logical block size changed"
+		dm_remove fmt_lbs
+	else
+		fail reload-dest-4k-refused "the 512-byte table was refused"
+	fi
+else
+	fail dest-4k-under-512 "cannot create a 4096-byte null_blk"
+fi
