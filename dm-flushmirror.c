@@ -574,8 +574,8 @@ struct flushmirror_c;
  * @state: see &enum fm_job_state
  * @writes: guest writes to @region still in flight (WAITING only)
  * @done: sectors of @region copied so far: a region is copied in chunks of
- *	%FM_COPY_CHUNK, so that a suspend waits for one chunk per job, not
- *	for whole regions
+ *	FM_COPY_CHUNK sectors, so that a suspend waits for one chunk per
+ *	job, not for whole regions
  * @epoch: flushmirror_c::copy_epoch when the job started: a job that ends
  *	in a later epoch (the destination failed meanwhile) does not mark
  *	its region copied
@@ -1270,7 +1270,12 @@ static void fm_copy_backoff(struct flushmirror_c *fm, unsigned long r)
 	fm->src_backoff = min(fm->src_backoff * 2, FM_SRC_BACKOFF_MAX);
 }
 
-#define FM_COPY_CHUNK	2048U	/* sectors: 1 MiB */
+/*
+ * A region is copied in chunks of 4 MiB: what kcopyd keeps in flight for
+ * one copy anyway (8 sub-jobs of 512 KiB by default), so chunks cost no
+ * throughput, and a suspend waits for at most one chunk per job.
+ */
+#define FM_COPY_CHUNK	8192U	/* sectors */
 
 /* The sectors of region @r (the last one may be short). */
 static sector_t fm_region_len(struct flushmirror_c *fm, unsigned long r)
