@@ -32,6 +32,8 @@ info "flushmirror command: $FM"
 T32_PARTS=${T32_PARTS:-5,8,7}
 part() { case ",$T32_PARTS," in *",$1,"*) return 0 ;; esac; return 1; }
 export FM_RUN_DIR=$E2E_TMP/run FM_STATE_DIR=$E2E_TMP/varlib
+# a distribution kernel (Debian guest) has dm-delay as a module
+modprobe -q dm-delay 2>/dev/null
 MIB=8
 for d in fc_a fc_b fc_c fc_d fc_e fc_s; do
 	nb_create $d $MIB || die "cannot create $d"
