@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# fm-qemu: skip (the admin command against real lvm2, cryptsetup and QEMU: user space, the same under UML; nested QEMU is slow under TCG)
 # fm-timeout: 400
 # t31-admin-safety: scripts/flushmirror refuses what would lose data
 # (issue 10, points 1, 2, 3 (refusal), 4 and 6), with the real components:
