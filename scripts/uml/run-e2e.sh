@@ -89,7 +89,7 @@ fi
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
 rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.timeout "$RES"/*.secs "$RES"/*.txt \
-	"$RES"/done "$RES"/summary "$RES"/stats
+	"$RES"/done "$RES"/summary "$RES"/stats "$RES"/budget-timeout
 
 cmdline=(
 	mem=2G
@@ -130,7 +130,11 @@ rc=0
 wait "$tpid" || rc=$?
 kill_uml
 log "UML exited with $rc after $(($(date +%s) - start)) s"
-[ "$rc" -eq 124 ] && log "UML TIMED OUT after ${timeout_s}s"
+if [ "$rc" -eq 124 ]; then
+	log "UML TIMED OUT after ${timeout_s}s"
+	# count_results: tests never started are SKIPs of the time budget
+	echo "$timeout_s" >"$RES/budget-timeout"
+fi
 
 # A guest that died before its first test finished is named as such, with
 # the cause from its console, not only as tests that "did not complete".
