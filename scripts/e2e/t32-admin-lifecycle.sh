@@ -273,31 +273,30 @@ if part 7; then
 # Rounds: start killed (SIGKILL) after step S, rerun start; wait; then
 # either complete killed after step C, rerun complete (the disk moves to
 # the other device), or abort killed after step A, rerun abort (it stays).
+# kill_rerun OP STEP WHERE WHAT ARGS...: "$FM ARGS" killed after step STEP
+# of OP, then run again whole: it must succeed, the disk must be WHERE (a
+# command and its words: "migrating", "on DEV") and work
+kill_rerun() {
+	local op=$1 step=$2 where=$3 what=$4
+	shift 4
+	run_fm env FM_TEST_STOP_AFTER="$op:$step" "$FM" "$@"
+	[ $RC -eq 137 ] || fail "p7-$op-$step-killed" "exit $RC (no kill after step $step?)"
+	run_fm "$FM" "$@"
+	expect_ok "p7-$op-$step-rerun"
+	# shellcheck disable=SC2086  # WHERE is a command and its words
+	$where && pass "p7-$op-$step-$what" || fail "p7-$op-$step-$what" "table $(dmsetup table fc_vm)"
+	disk_ok "p7-$op-$step-disk"
+}
 start_round() {	# start_round STEP
-	run_fm env FM_TEST_STOP_AFTER=start:$1 "$FM" start fc_vm /dev/$OTHER --region-size 64K
-	[ $RC -eq 137 ] || fail "p7-start-$1-killed" "exit $RC (no kill after step $1?)"
-	run_fm "$FM" start fc_vm /dev/$OTHER --region-size 64K
-	expect_ok "p7-start-$1-rerun"
-	migrating && pass "p7-start-$1-migrating" || fail "p7-start-$1-migrating" "table $(dmsetup table fc_vm)"
-	disk_ok "p7-start-$1-disk"
+	kill_rerun start "$1" migrating migrating start fc_vm /dev/$OTHER --region-size 64K
 }
 complete_round() {	# complete_round STEP
 	timeout 60 "$FM" wait --interval 1 fc_vm >/dev/null 2>&1 || fail "p7-complete-$1-synced" "not synced"
-	run_fm env FM_TEST_STOP_AFTER=complete:$1 "$FM" complete fc_vm
-	[ $RC -eq 137 ] || fail "p7-complete-$1-killed" "exit $RC"
-	run_fm "$FM" complete fc_vm
-	expect_ok "p7-complete-$1-rerun"
-	on $OTHER && pass "p7-complete-$1-on-destination" || fail "p7-complete-$1-on-destination" "table $(dmsetup table fc_vm)"
-	disk_ok "p7-complete-$1-disk"
+	kill_rerun complete "$1" "on $OTHER" on-destination complete fc_vm
 	swap
 }
 abort_round() {	# abort_round STEP
-	run_fm env FM_TEST_STOP_AFTER=abort:$1 "$FM" abort fc_vm
-	[ $RC -eq 137 ] || fail "p7-abort-$1-killed" "exit $RC"
-	run_fm "$FM" abort fc_vm
-	expect_ok "p7-abort-$1-rerun"
-	on $HOME_ && pass "p7-abort-$1-home" || fail "p7-abort-$1-home" "table $(dmsetup table fc_vm)"
-	disk_ok "p7-abort-$1-disk"
+	kill_rerun abort "$1" "on $HOME_" home abort fc_vm
 }
 start_round journal;	complete_round load
 start_round helper;	complete_round suspend
