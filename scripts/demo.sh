@@ -103,14 +103,9 @@ log "User-Mode Linux exited after $(($(date +%s) - start)) s"
 
 if [ ! -f "$RES/rc" ]; then
 	log "the guest did not finish (UML exit $rc); see $RES/uml.log"
-	cause=$(grep -aE 'ptrace set fp regs failed|get_fp_registers failed|Kernel panic' \
-		"$RES/uml.log" | head -n 2 | tr '\n' ' ')
-	[ -n "$cause" ] && log "cause: $cause"
-	case $cause in
-	*"set fp regs failed, errno = 14"*)
-		log "PTRACE_SETREGSET refused UML's FP buffer (host XSTATE larger than it):" \
-			"is scripts/uml/patches/0001 applied to .build/linux-source-6.12?" ;;
-	esac
+	if type fm_uml_death >/dev/null 2>&1; then
+		fm_uml_death "$RES/uml.log" | while read -r l; do log "$l"; done
+	fi
 	tail -n 20 "$RES/uml.log" >&2
 	exit 1
 fi

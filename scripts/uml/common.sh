@@ -188,6 +188,21 @@ fm_host_line() {
 	echo "$probe; $fp"
 }
 
+# fm_uml_death LOG: the cause of a UML boot that died, from its console
+# LOG (the lines that name it, and for the known AMX failure what to
+# check), printed to stdout; nothing when LOG names no known cause.
+fm_uml_death() {
+	local cause
+	cause=$(grep -aE 'ptrace set fp regs failed|get_fp_registers failed|Kernel panic|fatal|Failed to|cannot|ERROR' \
+		"$1" 2>/dev/null | head -n 3 | tr '\n' ' ')
+	[ -n "$cause" ] || return 0
+	echo "cause: $cause"
+	case $cause in
+	*"set fp regs failed, errno = 14"*)
+		echo "(PTRACE_SETREGSET refused UML's FP buffer: the host's XSTATE regset is larger than it; is scripts/uml/patches/0001 applied to $FM_TREE?)" ;;
+	esac
+}
+
 # fm_apply_patches TREE: bring TREE to exactly the patches in
 # scripts/uml/patches/*.patch (each says in its header what it fixes and
 # why the test bed carries it).  A copy of every applied patch is kept in

@@ -143,14 +143,8 @@ for t in "${tests[@]}"; do
 	[ -f "$RES/$t.rc" ] && started=1
 done
 if [ "$started" -eq 0 ]; then
-	cause=$(grep -aE 'ptrace set fp regs failed|get_fp_registers failed|Kernel panic|fatal|Failed to|cannot|ERROR' \
-		"$RES/console.log" 2>/dev/null | head -n 3 | tr '\n' ' ')
-	echo "FAIL: uml-boot: the UML guest died before its first test (exit $rc): ${cause:-see $RES/console.log}"
-	case $cause in
-	*"set fp regs failed, errno = 14"*)
-		echo "    (PTRACE_SETREGSET refused UML's FP buffer: the host's XSTATE regset" \
-			"is larger than the buffer; is scripts/uml/patches/0001 applied to $FM_TREE?)" ;;
-	esac
+	echo "FAIL: uml-boot: the UML guest died before its first test (exit $rc); see $RES/console.log"
+	fm_uml_death "$RES/console.log" | sed 's/^/    /'
 	tail -n 15 "$RES/console.log" 2>/dev/null | sed 's/^/    /'
 fi
 count_results e2e "$RES" "$test_timeout" "${tests[@]}"
