@@ -195,6 +195,12 @@ static enum fm_route fm_region_route(struct fm_regions *rg, unsigned long r,
 	return test_bit(r, rg->copied) ? FM_ROUTE_MIRROR : FM_ROUTE_SOURCE;
 }
 
+/* The number of chunks of FM_CHUNK_REGIONS regions: bits in @rg->todo. */
+static unsigned long fm_region_chunks(const struct fm_regions *rg)
+{
+	return DIV_ROUND_UP(rg->nr, FM_CHUNK_REGIONS);
+}
+
 /*
  * fm_region_scan - the first region in [@from, @to) that is neither copied
  * nor busy, looking only at the chunks whose todo bit is set; a chunk
@@ -1581,7 +1587,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct flushmirror_c *fm;
-	unsigned long longs, chunks;
+	unsigned long longs;
 	unsigned int i;
 	u64 nr;
 	int r;
@@ -1627,15 +1633,14 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	longs = BITS_TO_LONGS(fm->rg.nr);
 	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
 	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
-	chunks = DIV_ROUND_UP(fm->rg.nr, FM_CHUNK_REGIONS);
-	fm->rg.todo = kvcalloc(BITS_TO_LONGS(chunks), sizeof(long),
-			       GFP_KERNEL | __GFP_NOWARN);
+	fm->rg.todo = kvcalloc(BITS_TO_LONGS(fm_region_chunks(&fm->rg)),
+			       sizeof(long), GFP_KERNEL | __GFP_NOWARN);
 	if (!fm->rg.copied || !fm->rg.busy || !fm->rg.todo) {
 		ti->error = "Cannot allocate region bitmaps";
 		r = -ENOMEM;
 		goto bad;
 	}
-	bitmap_set(fm->rg.todo, 0, chunks);
+	bitmap_fill(fm->rg.todo, fm_region_chunks(&fm->rg));
 	if (fm->cfg.nosync) {
 		bitmap_set(fm->rg.copied, 0, fm->rg.nr);
 		fm->rg.nr_copied = fm->rg.nr;
@@ -1893,8 +1898,7 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 */
 			bitmap_zero(fm->rg.copied, fm->rg.nr);
 			fm->rg.nr_copied = 0;
-			bitmap_fill(fm->rg.todo,
-				    DIV_ROUND_UP(fm->rg.nr, FM_CHUNK_REGIONS));
+			bitmap_fill(fm->rg.todo, fm_region_chunks(&fm->rg));
 			fm->recopy_all = false;
 		}
 		fm_set_phase(fm, FM_COPYING);

@@ -398,13 +398,13 @@ static struct fm_regions *fm_test_regions(struct kunit *test, unsigned long nr)
 				   GFP_KERNEL);
 	rg->busy = kunit_kzalloc(test, BITS_TO_LONGS(nr) * sizeof(long),
 				 GFP_KERNEL);
-	rg->todo = kunit_kzalloc(test, BITS_TO_LONGS(DIV_ROUND_UP(nr, FM_CHUNK_REGIONS)) *
+	rg->todo = kunit_kzalloc(test, BITS_TO_LONGS(fm_region_chunks(rg)) *
 				 sizeof(long), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->copied);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->busy);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->todo);
 	/* every chunk may hold work, as fm_ctr() starts */
-	bitmap_set(rg->todo, 0, DIV_ROUND_UP(nr, FM_CHUNK_REGIONS));
+	bitmap_fill(rg->todo, fm_region_chunks(rg));
 	return rg;
 }
 
