@@ -154,7 +154,8 @@ done
 boot() {
 KDIR=/usr/src/linux-headers-$KVER
 apt_ensure qemu-system-x86 "linux-image-$KVER" "linux-headers-$KVER" \
-	busybox-static kmod cpio gzip dmsetup fio jq
+	busybox-static kmod cpio gzip dmsetup fio jq \
+	nbd-server nbd-client iproute2 postgresql-15
 VMLINUZ=/boot/vmlinuz-$KVER
 MODDIR=/lib/modules/$KVER
 [ -r "$VMLINUZ" ] || die "$VMLINUZ missing"

@@ -43,11 +43,14 @@ newest_pkg() {
 
 # Packages needed to build and boot the UML kernel and run the e2e tests
 # (lvm2, cryptsetup-bin and qemu-system-x86: t31-admin-safety runs the real
-# tools inside the guest).
+# tools inside the guest; nbd-server, nbd-client and iproute2: the remote
+# destination of t37-nbd-remote; postgresql-15: the database of
+# t38-pg-migrate).
 FM_UML_PKGS=(linux-source-6.12 build-essential flex bison bc libelf-dev
 	libssl-dev python3 xz-utils rsync kmod dmsetup fio busybox-static
 	e2fsprogs util-linux procps coreutils jq perl patch
-	lvm2 cryptsetup-bin qemu-system-x86)
+	lvm2 cryptsetup-bin qemu-system-x86
+	nbd-server nbd-client iproute2 postgresql-15)
 
 # count_results LABEL RES TEST_TIMEOUT TEST...: count the results of a guest
 # run (scripts/uml/run-e2e.sh, scripts/qemu/run-debian.sh) from RES/<test>.log
