@@ -5,11 +5,12 @@
 #   make [KDIR=...]   build dm-flushmirror.ko against KDIR
 #   make check        the whole test run (scripts/check.sh)
 #   make distclean    also removes .build/ (kernel tree and UML build cache)
+#   make deb          the Debian package dm-flushmirror-dkms, in .build/deb/
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 DKMS_VERSION := 1.0.0
 
-.PHONY: all modules clean distclean check install demo bench dkms-install dkms-remove
+.PHONY: all modules clean distclean check install demo bench dkms-install dkms-remove deb
 
 all: modules
 
@@ -39,3 +40,17 @@ dkms-install:
 
 dkms-remove:
 	dkms remove -m dm-flushmirror -v $(DKMS_VERSION) --all
+
+# The package is built from a copy of the working tree (the files git tracks
+# or would track: nothing .gitignore names) in .build/deb/src, so that neither debhelper's files nor the
+# .deb (dpkg-buildpackage writes it to the parent directory) land in the
+# checkout.  Needs debhelper, dh-dkms and python3-docutils
+# (dpkg-buildpackage says what is missing).
+DEB_DIR := $(CURDIR)/.build/deb
+
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	git -C $(CURDIR) ls-files -z --cached --others --exclude-standard | (cd $(CURDIR) && tar --null -T - -cf -) | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
