@@ -18,6 +18,7 @@
 #include <linux/bio.h>
 #include <linux/bitmap.h>
 #include <linux/blkdev.h>
+#include <linux/delay.h>
 #include <linux/device-mapper.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/hashtable.h>
@@ -38,8 +39,13 @@ static bool debug_skip_dest_flush;
 module_param(debug_skip_dest_flush, bool, 0644);
 MODULE_PARM_DESC(debug_skip_dest_flush,
 		 "Test only: complete destination flushes without issuing them, to prove the power-cut tests detect lost writes");
+static unsigned int debug_flush_endio_delay_ms;
+module_param(debug_flush_endio_delay_ms, uint, 0644);
+MODULE_PARM_DESC(debug_flush_endio_delay_ms,
+		 "Test only: spin this long in a destination flush's completion after it completed the guest flushes it covered, to widen the window in which teardown could free the target under it");
 #else
 #define debug_skip_dest_flush false
+#define debug_flush_endio_delay_ms 0U
 #endif
 
 /* ------------------------------------------------------------------------
@@ -1015,6 +1021,8 @@ static void fm_dest_flush_endio(struct bio *bio)
 		list_del_init(&io->list);
 		fm_leg_done(io);
 	}
+	if (debug_flush_endio_delay_ms)
+		mdelay(debug_flush_endio_delay_ms);
 
 	/* The last touch of @fm: teardown may free it once this is seen. */
 	spin_lock_irqsave(&fm->lock, flags);

@@ -72,7 +72,7 @@ guest_mounts() {
 # first 20 lines and $FM_TEST_TIMEOUT (default 300 s).  Per test: <test>.log (stdout and
 # stderr), <test>.rc (exit status; 124/137 on timeout), <test>.secs and,
 # after a timeout, <test>.timeout.  Between tests every dm device, null_blk
-# and loop device is removed, and the debug switch is reset.
+# and loop device is removed, and the debug switches are reset.
 guest_run_tests() {
 	local r=$1 t name start tt rc d n names=() tests=()
 	if [ -n "${FM_TESTS:-}" ]; then
@@ -112,8 +112,10 @@ guest_run_tests() {
 			[ -L "/dev/$n" ] && rm -f "/dev/$n"
 		done
 		losetup -D 2>/dev/null
-		# a test killed on timeout cannot reset the debug switch
-		echo 0 >/sys/module/dm_flushmirror/parameters/debug_skip_dest_flush 2>/dev/null
+		# a test killed on timeout cannot reset the debug switches
+		for d in debug_skip_dest_flush debug_flush_endio_delay_ms; do
+			echo 0 >"/sys/module/dm_flushmirror/parameters/$d" 2>/dev/null
+		done
 		sync
 	done
 }

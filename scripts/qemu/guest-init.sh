@@ -16,9 +16,13 @@
 #               empty: every $FM_REPO/scripts/e2e/t*.sh
 #   FM_TEST_TIMEOUT  seconds per test (default 300; "# fm-timeout: N" in a
 #               test's first 20 lines asks for more)
+#   FM_UNLOAD   1: after the tests, rmmod the module (the pseudo-test
+#               module-unload) and scan kmemleak (the debug kernel of
+#               run-debian.sh -x)
 #
 # Results: per test as guest_run_tests (scripts/guest-lib.sh) says
-# (<test>.log, .rc, .secs, .timeout); modules.log, dmesg.log, done.
+# (<test>.log, .rc, .secs, .timeout); modules.log, dmesg.log, done; with
+# FM_UNLOAD also module-unload.log/.rc and kmemleak.log.
 # No "set -e": PID 1 must never exit before the power-off.
 set -u
 
@@ -44,9 +48,12 @@ cd /tmp/fm || exit 1
 	echo "cpus: $(nproc)"
 	for m in configfs dm-mod dm-mirror dm-delay dm-flakey dm-log-writes \
 		dm-dust; do
+		# (built into the debug kernel: nothing to load)
+		[ -d "/sys/module/$(echo "$m" | tr - _)" ] && continue
 		modprobe -v "$m" 2>&1 || echo "modprobe $m failed"
 	done
-	modprobe -v null_blk nr_devices=0 2>&1 || echo "modprobe null_blk failed"
+	[ -d /sys/module/null_blk ] ||
+		modprobe -v null_blk nr_devices=0 2>&1 || echo "modprobe null_blk failed"
 	mountpoint -q /sys/kernel/config ||
 		mount -t configfs configfs /sys/kernel/config
 	echo "insmod ${FM_MODULE:-}"
@@ -60,6 +67,35 @@ grep -a '^flushmirror ' <(dmsetup targets 2>&1) >/dev/console ||
 	say "flushmirror target NOT registered: see modules.log"
 
 guest_run_tests "$R"
+
+if [ "${FM_UNLOAD:-}" = 1 ]; then
+	# the module must unload once every device is gone, and leave nothing
+	# behind: kmemleak scans twice (an object must stay unreferenced), the
+	# host counts "unreferenced object" in kmemleak.log
+	say "=== module-unload"
+	{
+		if rmmod dm_flushmirror 2>&1; then
+			echo "PASS: rmmod-dm-flushmirror"
+		else
+			echo "FAIL: rmmod-dm-flushmirror: rmmod failed"
+		fi
+		if grep -q '^flushmirror ' <(dmsetup targets 2>&1); then
+			echo "FAIL: target-unregistered: still in dmsetup targets"
+		else
+			echo "PASS: target-unregistered"
+		fi
+	} >"$R/module-unload.log" 2>&1
+	echo 0 >"$R/module-unload.rc"
+	if [ -w /sys/kernel/debug/kmemleak ]; then
+		say "kmemleak scan"
+		echo scan >/sys/kernel/debug/kmemleak
+		sleep 6
+		echo scan >/sys/kernel/debug/kmemleak
+		cat /sys/kernel/debug/kmemleak >"$R/kmemleak.log" 2>&1
+	else
+		echo "FAIL: kmemleak: /sys/kernel/debug/kmemleak not writable" >>"$R/module-unload.log"
+	fi
+fi
 
 dmesg >"$R/dmesg.log" 2>&1
 echo done >"$R/done"

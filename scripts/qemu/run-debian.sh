@@ -20,9 +20,21 @@
 #   -a ARG      extra kernel command line argument (repeatable); a
 #               NAME=value word reaches the tests as environment
 #   -c          count only: no build, no boot; count the results already in DIR
+#               (FM_DEADLINE=EPOCH in the environment caps the boot so that
+#               it ends by then, whatever the builds before it took)
 #   -d          build the module with its test-only fault switches
 #               (CONFIG_DM_FLUSHMIRROR_DEBUG: debug_skip_dest_flush, so that
 #               t23/t27 can show their checks bite); default: as shipped
+#   -x          instead of Debian's kernel, the x86_64 debug kernel: the
+#               6.12 tree of the UML kernel built for x86_64 in
+#               .build/x86-debug from scripts/qemu/x86_64-debug.config
+#               (SMP, PREEMPT, KASAN, lockdep, kmemleak), with
+#               dm-flushmirror as a module (KUnit suites and fault
+#               switches inside).  The guest insmods it (its KUnit suites
+#               run then: counted as the pseudo-test "kunit-module"), runs
+#               the tests, rmmods it ("module-unload") and scans kmemleak.
+#               Default tests: $FM_DEBUG_DEFAULT_TESTS; default results
+#               directory .build/results/x86-debug
 #
 # The host's / is shared read-only with the guest over virtio-9p (the guest
 # runs the host's bash, dmsetup, fio), the results directory read-write.
@@ -106,8 +118,16 @@ count_only=
 # t23 8, t24 220, t25 24, t26 31, t27 66-148, t28 42, t29 50, t30 27, t40 88
 # (boot about 15); FM_QEMU_DEFAULT_TESTS narrows it.
 FM_QEMU_DEFAULT_TESTS=${FM_QEMU_DEFAULT_TESTS:-all}
+# -x: the data-path tests (G1-G8 with faults, suspends, in-flight copies,
+# teardown) on the KASAN/lockdep/kmemleak kernel with two CPUs
+FM_DEBUG_DEFAULT_TESTS=${FM_DEBUG_DEFAULT_TESTS:-t10-table t11-messages \
+t20-g1-source t21-g2-g3-converge t22-g5-economy t23-g4-fua-synced \
+t25-g7-switchover t26-g8-lifecycle t33-g3-inflight-copy t35-g4-sync-epoch \
+t36-g7-suspend-bounded t41-g8-teardown}
+xdebug=
+XDIR=$FM_BUILD/x86-debug
 
-while getopts "t:T:o:k:m:s:a:cdh" opt; do
+while getopts "t:T:o:k:m:s:a:cdxh" opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
@@ -118,10 +138,16 @@ while getopts "t:T:o:k:m:s:a:cdh" opt; do
 	a) extra+=("$OPTARG") ;;
 	c) count_only=1 ;;
 	d) debug=1 ;;
+	x) xdebug=1 ;;
 	*) sed -n '/^# Usage/,/^#$/p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
+if [ -n "$xdebug" ]; then
+	[ "$RES" != "$FM_BUILD/results/qemu-debian" ] || RES=$FM_BUILD/results/x86-debug
+	# shellcheck disable=SC2086  # a list of names
+	[ $# -gt 0 ] || set -- $FM_DEBUG_DEFAULT_TESTS
+fi
 
 tests=()
 # shellcheck disable=SC2086  # a list of names
@@ -151,7 +177,45 @@ done
 [ ${#tests[@]} -gt 0 ] || die "no tests"
 [ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 300))
 
+# build_debug_kernel: the x86_64 debug kernel of -x in $XDIR, from the
+# module-overlaid 6.12 tree of the UML kernel (fm_prepare_tree) and
+# scripts/qemu/x86_64-debug.config merged over the defaults; incremental
+# when the fragment has not changed.  Sets VMLINUZ and MOD.
+build_debug_kernel() {
+	local frag=$FM_REPO/scripts/qemu/x86_64-debug.config line missing=0 start
+	local blog=$FM_BUILD/logs/x86-debug-build.log
+	apt_ensure "${FM_UML_PKGS[@]}"
+	fm_prepare_tree
+	mkdir -p "$XDIR" "$FM_BUILD/logs"
+	if ! cmp -s "$frag" "$XDIR/.fm-fragment"; then
+		log "configuring $XDIR from $frag"
+		grep -E '^CONFIG_' "$frag" >"$XDIR/.config"
+		make -s -C "$FM_TREE" O="$XDIR" ARCH=x86_64 olddefconfig >"$blog" 2>&1 ||
+			{ cat "$blog" >&2; die "make olddefconfig failed"; }
+		while read -r line; do
+			grep -qx "$line" "$XDIR/.config" ||
+				{ log "not in the final .config: $line"; missing=1; }
+		done < <(grep -E '^CONFIG_' "$frag")
+		[ "$missing" = 0 ] || die "$frag: options lost by olddefconfig (missing dependencies)"
+		cp "$frag" "$XDIR/.fm-fragment"
+	fi
+	start=$(date +%s)
+	log "building the x86_64 debug kernel in $XDIR (log: $blog)"
+	make -C "$FM_TREE" O="$XDIR" ARCH=x86_64 -j"${FM_JOBS:-$(nproc)}" \
+		bzImage modules >"$blog" 2>&1 ||
+		{ tail -n 40 "$blog" >&2; die "x86_64 debug kernel build failed"; }
+	log "x86_64 debug kernel built in $(($(date +%s) - start)) s"
+	VMLINUZ=$XDIR/arch/x86/boot/bzImage
+	MOD=$XDIR/drivers/md/flushmirror
+	KVER=$(cat "$XDIR/include/config/kernel.release")
+}
+
 boot() {
+if [ -n "$xdebug" ]; then
+	apt_ensure qemu-system-x86 busybox-static kmod cpio gzip dmsetup fio jq \
+		nbd-server nbd-client iproute2
+	build_debug_kernel
+else
 KDIR=/usr/src/linux-headers-$KVER
 apt_ensure qemu-system-x86 "linux-image-$KVER" "linux-headers-$KVER" \
 	busybox-static kmod cpio gzip dmsetup fio jq \
@@ -173,6 +237,7 @@ log "building dm-flushmirror.ko against $KDIR${debug:+ (with the debug switches)
 make -s -C "$KDIR" M="$MOD" "${kflags[@]}" modules >"$QDIR/module-build.log" 2>&1 ||
 	{ cat "$QDIR/module-build.log" >&2; die "module build failed"; }
 grep -E 'warning|error' "$QDIR/module-build.log" >&2 || true
+fi
 vm=$(modinfo -F vermagic "$MOD/dm-flushmirror.ko")
 [ "${vm%% *}" = "$KVER" ] || die "vermagic '$vm' is not $KVER"
 
@@ -186,7 +251,8 @@ for a in sh mount umount insmod switch_root mkdir sleep cat echo; do
 done
 cp "$FM_REPO/scripts/qemu/initramfs-init" "$IRD/init"
 : >"$IRD/modules.list"
-for m in virtio_pci 9pnet_virtio 9p; do
+# (the debug kernel has virtio and 9p built in)
+[ -n "$xdebug" ] || for m in virtio_pci 9pnet_virtio 9p; do
 	modprobe -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
 	b=$(basename "$ko")
@@ -198,10 +264,16 @@ done | awk '!seen[$0]++' | while read -r ko; do
 	esac
 	echo "$b" >>"$IRD/modules.list"
 done
-[ -s "$IRD/modules.list" ] || die "no modules for 9p found in $MODDIR"
+[ -n "$xdebug" ] || [ -s "$IRD/modules.list" ] || die "no modules for 9p found in $MODDIR"
 (cd "$IRD" && find . | cpio -o -H newc --quiet | gzip -1) >"$QDIR/initramfs-$KVER.cpio.gz"
 
 # ---- 3. boot
+# FM_DEADLINE (epoch seconds, from scripts/check.sh's budget): the boot
+# ends then at the latest, counted after the builds above
+if [ -n "${FM_DEADLINE:-}" ] && [ $((FM_DEADLINE - $(date +%s))) -lt "$timeout_s" ]; then
+	timeout_s=$((FM_DEADLINE - $(date +%s)))
+	[ "$timeout_s" -ge 120 ] || timeout_s=120
+fi
 mkdir -p "$RES"
 RES=$(cd "$RES" && pwd)
 rm -f "$RES"/*.log "$RES"/*.rc "$RES"/*.secs "$RES"/*.timeout "$RES"/*.txt \
@@ -213,6 +285,7 @@ cmdline=(
 	FM_REPO="$FM_REPO" FM_MODULE="$MOD/dm-flushmirror.ko"
 	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
 	FM_TEST_TIMEOUT="$test_timeout"
+	${xdebug:+null_blk.nr_devices=0 FM_UNLOAD=1}
 	"${extra[@]}"
 )
 qemu=(
@@ -247,5 +320,33 @@ else
 	RES=$(cd "$RES" && pwd)
 fi
 
+# kunit_from_dmesg: the KTAP the module's KUnit suites printed when the
+# guest loaded it, parsed by kunit.py, as the pseudo-test kunit-module
+# (one PASS/FAIL/SKIP line per case; no KTAP at all is a failure)
+kunit_from_dmesg() {
+	local out=$RES/kunit-module.log line
+	: >"$out"
+	if [ -f "$RES/dmesg.log" ]; then
+		(cd "$FM_TREE" && python3 tools/testing/kunit/kunit.py parse \
+			"$RES/dmesg.log") 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$RES/kunit-parse.txt" || true
+		while read -r line; do
+			case $line in
+			*"[PASSED] "*) echo "PASS: kunit ${line##*\[PASSED\] }" ;;
+			*"[SKIPPED] "*) echo "SKIP: kunit ${line##*\[SKIPPED\] }: skipped" ;;
+			*"[FAILED] "* | *"[CRASHED] "*) echo "FAIL: kunit ${line##*\] }: see $RES/kunit-parse.txt" ;;
+			esac
+		done < <(sed 's/^\[[0-9:]*\] *//' "$RES/kunit-parse.txt") >>"$out"
+		line=$(grep -a 'Testing complete\.' "$RES/kunit-parse.txt" | tail -n 1 || true)
+		echo "# kunit.py: ${line:-no summary}" >>"$out"
+	fi
+	grep -q '^PASS: ' "$out" || echo "FAIL: kunit-module: no KUnit results in dmesg.log (see $RES/kunit-parse.txt)" >>"$out"
+	echo 0 >"$RES/kunit-module.rc"
+}
+
 # ---- 4. count results
+if [ -n "$xdebug" ]; then
+	kunit_from_dmesg
+	count_results x86-debug "$RES" "$test_timeout" kunit-module "${tests[@]}" module-unload
+	exit
+fi
 count_results qemu-debian "$RES" "$test_timeout" "${tests[@]}"
