@@ -42,15 +42,18 @@ dkms-remove:
 	dkms remove -m dm-flushmirror -v $(DKMS_VERSION) --all
 
 # The package is built from a copy of the working tree (the files git tracks
-# or would track: nothing .gitignore names) in .build/deb/src, so that neither debhelper's files nor the
-# .deb (dpkg-buildpackage writes it to the parent directory) land in the
-# checkout.  Needs debhelper, dh-dkms and python3-docutils
-# (dpkg-buildpackage says what is missing).
+# or would track: nothing .gitignore names) in .build/deb/src, so that
+# neither debhelper's files nor the packages (dpkg-buildpackage writes them
+# to the parent directory) land in the checkout.  A full build: the binary
+# package and the (native) source package, which lintian checks too.  Needs
+# git, debhelper, dh-dkms and python3-docutils (dpkg-buildpackage says what
+# is missing); scripts/deb-check.sh installs them and checks
+# the package.
 DEB_DIR := $(CURDIR)/.build/deb
 
 deb:
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
-	git -C $(CURDIR) ls-files -z --cached --others --exclude-standard | (cd $(CURDIR) && tar --null -T - -cf -) | tar -xf - -C $(DEB_DIR)/src
-	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	git -C $(CURDIR) ls-files -z --cached --others --exclude-standard | (cd $(CURDIR) && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc
 	@ls $(DEB_DIR)/*.deb
