@@ -8,7 +8,6 @@
 # and the two-CPU run of the e2e suite.
 #
 # Usage: run-debian.sh [options] [TEST...]
-#        run-debian.sh --kunit
 #   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
 #               (default: $FM_QEMU_DEFAULT_TESTS, "all": every test)
 #   -t SECONDS  overall timeout for QEMU (default: sum of test timeouts + 300)
@@ -47,58 +46,9 @@
 # kernel reports in DIR/dmesg.log count one more FAIL.  Prints
 # "qemu-debian: N passed, N failed, N skipped" last; exits 1 on failures.
 #
-# --kunit: instead, the module's KUnit suites on x86_64 with two CPUs:
-# kunit.py run --arch=x86_64 in .build/linux-source-6.12 (the module
-# overlaid into drivers/md/flushmirror as for the UML kernel), build dir .build/kunit-x86, scripts/qemu/x86_64.kunitconfig
-# (SMP, PREEMPT, KASAN, lockdep), QEMU TCG -smp 2.  Log
-# .build/logs/kunit-x86.log; writes .build/results/kunit-x86.summary and
-# prints "qemu-kunit: N passed, N failed, N skipped" last.
 set -euo pipefail
 
 . "$(dirname "$0")/../uml/common.sh"
-
-run_kunit() {
-	local kcfg=$FM_REPO/scripts/qemu/x86_64.kunitconfig
-	local klog=$FM_BUILD/logs/kunit-x86.log line rc=0 start
-	mkdir -p "$FM_BUILD/logs"
-	apt_ensure qemu-system-x86 "${FM_UML_PKGS[@]}"
-	fm_prepare_tree
-	cd "$FM_TREE"
-	log "kunit.py run --arch=x86_64 (log: $klog)"
-	start=$(date +%s)
-	python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
-		--build_dir="$FM_BUILD/kunit-x86" --kunitconfig="$kcfg" \
-		--qemu_args='-accel tcg -smp 2' --jobs="${FM_JOBS:-2}" \
-		--timeout=1800 >"$klog" 2>&1 || rc=$?
-	log "kunit.py exited $rc after $(($(date +%s) - start)) s"
-	line=$(sed 's/\x1b\[[0-9;]*m//g' "$klog" | grep -a 'Testing complete\.' | tail -n 1 || true)
-	mkdir -p "$FM_BUILD/results"
-	if [ -z "$line" ]; then
-		tail -n 40 "$klog" >&2
-		echo "passed=0 failed=1 skipped=0" >"$FM_BUILD/results/kunit-x86.summary"
-		echo "qemu-kunit: 0 passed, 1 failed, 0 skipped"
-		return 1
-	fi
-	num() { echo "$line" | grep -o "$1: [0-9]*" | grep -o '[0-9]*$' || echo 0; }
-	local p f2 s
-	p=$(num passed)
-	f2=$(($(num failed) + $(num crashed) + $(num errors)))
-	s=$(num skipped)
-	# kunit.py keeps the raw kernel log in the build dir
-	local raw=$FM_BUILD/kunit-x86/test.log
-	if grep -aE 'BUG:|WARNING:|KASAN:|possible circular locking|Call Trace' "$raw" >&2; then
-		echo "FAIL: kernel reports in $raw"
-		f2=$((f2 + 1))
-	fi
-	grep -a 'smp: Brought up' "$raw" >&2 || true
-	echo "passed=$p failed=$f2 skipped=$s" >"$FM_BUILD/results/kunit-x86.summary"
-	echo "qemu-kunit: $p passed, $f2 failed, $s skipped"
-	[ "$rc" -eq 0 ] && [ "$f2" -eq 0 ]
-}
-if [ "${1:-}" = --kunit ]; then
-	run_kunit
-	exit
-fi
 
 # Debian's newest 6.1 kernel ABI (older ones leave the mirrors)
 KVER=$(newest_pkg 'linux-image-6\.1\.0-[0-9]+-amd64' || true)

@@ -245,7 +245,7 @@ fm_apply_patches() {
 # keeps its mtime, so make rebuilds only what changed) and hooks the
 # directory into drivers/md/{Kconfig,Makefile} once, and applies the test
 # bed's kernel patches (scripts/uml/patches/, fm_apply_patches).  Used by
-# scripts/uml/build.sh, scripts/bench/build.sh and run-debian.sh --kunit.
+# scripts/uml/build.sh, scripts/bench/build.sh and run-debian.sh -x.
 fm_prepare_tree() {
 	local dest=$FM_TREE/drivers/md/flushmirror f srcs=()
 	if [ ! -f "$FM_TREE/Makefile" ]; then
