@@ -29,7 +29,7 @@ PG_CLIENT_PIDS=()
 # pg_missing: prints what is missing to run PostgreSQL (empty: all there)
 pg_missing() {
 	local t miss=
-	for t in initdb pg_ctl postgres psql pg_amcheck; do
+	for t in initdb pg_ctl pg_controldata postgres psql pg_amcheck; do
 		[ -x "$PG_BIN/$t" ] || miss+="$PG_BIN/$t "
 	done
 	id -u "$PG_USER" >/dev/null 2>&1 || miss+="user $PG_USER "
@@ -53,14 +53,24 @@ pg_as() {
 		env HOME="$PG_RUN" "$@")
 }
 
-# pg_template: initdb once into $PG_RUN/template (tmpfs, no fsync); the
-# configuration above is appended to its postgresql.conf
+# pg_template: initdb once into $PG_RUN/template (tmpfs, no fsync, WAL
+# segments of 1 MiB: a small data directory); the configuration above is
+# appended to its postgresql.conf
 pg_template() {
-	local t=$PG_RUN/template
+	local t=$PG_RUN/template redo f
 	mkdir -m 700 "$t" && chown "$PG_USER" "$t" || return 1
 	pg_as "$PG_BIN/initdb" -D "$t" -A trust -U postgres -E UTF8 \
-		--no-locale --no-sync >"$PG_RUN/initdb.log" 2>&1 ||
+		--no-locale --no-sync --wal-segsize=1 >"$PG_RUN/initdb.log" 2>&1 ||
 		{ tail -n 5 "$PG_RUN/initdb.log" >&2; return 1; }
+	# initdb recycles its old segments into zero-filled future ones: drop
+	# every segment after the one of the checkpoint, so that new WAL is
+	# written to sparse segments (wal_init_zero off)
+	redo=$(pg_as "$PG_BIN/pg_controldata" "$t" |
+		sed -n "s/^Latest checkpoint's REDO WAL file: *//p")
+	[ -n "$redo" ] || { echo "pg_controldata: no REDO WAL file" >&2; return 1; }
+	for f in "$t"/pg_wal/0*; do
+		[[ ${f##*/} > $redo ]] && rm -f "$f"
+	done
 	cat >>"$t/postgresql.conf" <<EOF
 # pg-lib.sh
 listen_addresses = ''
@@ -89,8 +99,9 @@ EOF
 }
 
 # pg_install DIR: a copy of the template as data directory DIR (on the
-# filesystem under test), synced
+# filesystem under test), synced; a new server log
 pg_install() {
+	rm -f "$PG_RUN/server.log"
 	cp -a "$PG_RUN/template" "$1" && chown "$PG_USER" "$1" && chmod 700 "$1" &&
 		sync -f "$1"
 }
