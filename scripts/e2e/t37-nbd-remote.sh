@@ -23,8 +23,9 @@
 #           fio load: the guest sees no error, the phase is failed after
 #           about the nbd-client -timeout; link back, a new NBD connection
 #           under fmr_dl, retry: synced and equal
-#  G7       scripts/flushmirror start/wait/verify/complete onto the NBD
-#           device, under load; data verified through the disk afterwards
+#  G7       scripts/flushmirror start/wait/complete onto the NBD device
+#           under load (verify too with T37_VERIFY=1); the server's disk
+#           equals the source, and data is verified through the disk after
 # The UML 6.12 test kernel crashes (host SIGSEGV/SIGABRT, no kernel
 # message) after some tens of MiB through /dev/nbdN over TCP, also over lo
 # without veth or netem, while plain TCP over the same link is fine: under
@@ -136,7 +137,7 @@ for pol in generation always; do
 	fm_status fmr; gf0=$ST_GF df0=$ST_DF; s0=$(nbd_flushes)
 	fio_run conc-$pol --name=conc --filename=$M "${FIO_COMMON[@]}" \
 		--rw=randwrite --numjobs=4 --fsync=1 --size=${MIB}M \
-		--time_based --runtime=8
+		--time_based --runtime=5
 	check_fio "g5-conc-$pol-fio" conc-$pol $?
 	fm_status fmr; s1=$(nbd_flushes)
 	gf=$((ST_GF - gf0)) df=$((ST_DF - df0)) sf=$((s1 - s0))
@@ -369,6 +370,7 @@ rc=$?
 info "G6: nbd-client on the held, dead $NBD_DEV: rc=$rc $(echo "$out" | tr '\n' ' ')"
 # the fence: on the destination host, the server (and its child for the
 # dead connection) is restarted before the retry (T37_NO_FENCE=1: not)
+info "G6: processes in the server's namespace before the fence: $(ip netns pids $NBD_NS | wc -l) (the server and a child per connection)"
 if [ -z "${T37_NO_FENCE:-}" ]; then
 	nbd_server_stop && nbd_server_start $D && pass g6-fence-server ||
 		fail g6-fence-server "cannot restart nbd-server"
@@ -395,7 +397,7 @@ dm_remove fmr
 unset FM_LEN
 
 info "time: G7 starts at ${SECONDS} s"
-# ---- G7: the admin command, start/wait/verify/complete onto the NBD device
+# ---- G7: the admin command, start/wait/complete onto the NBD device
 dm_remove fmr_dl
 VN=$((N / 2))
 dm_create fmr_vm "0 $VN linear $S 0" || die "cannot create the VM disk"
@@ -407,8 +409,10 @@ fio_bg g7 --name=g7 --filename=$V "${FIO_COMMON[@]}" --ioengine=libaio \
 G7=$BG_PID
 sleep 1
 check g7-start $FM start fmr_vm $NBD_DEV --force --copy-jobs 8
-check g7-wait timeout 300 $FM wait fmr_vm
-check g7-verify $FM verify fmr_vm
+check g7-wait timeout 300 $FM wait --interval 1 fmr_vm
+# verify compares every region with the disk suspended: minutes over this
+# link under TCG (T37_VERIFY=1 runs it)
+[ -n "${T37_VERIFY:-}" ] && check g7-verify $FM verify fmr_vm
 kill -INT $G7 2>/dev/null
 wait $G7
 e=$(fio_errors g7)
