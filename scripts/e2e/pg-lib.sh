@@ -145,7 +145,7 @@ pg_kill() {
 
 # pg_log_tail: the server log's last lines, one line (for FAIL reasons)
 pg_log_tail() {
-	tail -n "${1:-4}" "$PG_RUN/server.log" "$PG_RUN/pg_ctl.out" 2>/dev/null |
+	tail -n "${1:-4}" "$PG_RUN/pg_ctl.out" "$PG_RUN/server.log" 2>/dev/null |
 		grep -v '^==>' | tr '\n' ' ' | cut -c1-400
 }
 
