@@ -14,10 +14,11 @@
 # helper is gone, fio saw no error and verified what it wrote, and a full
 # write + verify pass through the disk (now the destination alone)
 # succeeds.
+# FM_CMD (kernel command line / environment) runs another flushmirror.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
-FM=$FM_REPO/scripts/flushmirror
+FM=${FM_CMD:-$FM_REPO/scripts/flushmirror}
 MIB=64
 nb_create fa_src $MIB 64 || die "cannot create fa_src"
 nb_create fa_dst $MIB 64 || die "cannot create fa_dst"
