@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 # scripts/vm/vm-lib.sh - a real QEMU virtual machine on a test disk, for
-# scripts/e2e/t39-vm-migrate.sh (sourced after scripts/e2e/lib.sh).
+# scripts/e2e/t42-vm-migrate.sh (sourced after scripts/e2e/lib.sh).
 #
 # The VM: qemu-system-x86_64 (TCG), Debian's kernel /boot/vmlinuz-$VM_KVER
 # with a busybox initramfs made here (busybox-static, the virtio modules of
@@ -11,7 +11,9 @@
 # (fdatasync of the device: REQ_PREFLUSH).  The kernel console goes to
 # $VM_DIR/console.log, the writer's control channel (vm-init.sh) is the
 # second serial port: a pipe $VM_DIR/ctl.in / ctl.out; everything the VM
-# says there is appended to $VM_DIR/out.
+# says there is appended to $VM_DIR/out.  VM_CACHE, VM_AIO (QEMU's -drive
+# cache= and aio=; VM_CACHE=unsafe VM_AIO=threads drops the guest's
+# flushes: a wrong setup the tests must catch), VM_MEM (MiB, default 160).
 
 VM_DIR=
 VM_PID=
@@ -38,7 +40,8 @@ vm_missing() {
 		command -v $t >/dev/null || miss+="$t "
 	done
 	[ -n "$(vm_kver)" ] || miss+="/boot/vmlinuz-6.1.0-*-amd64 with its modules "
-	file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
+	# (ldd fails on a static executable)
+	[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 ||
 		miss+="a static /bin/busybox (busybox-static) "
 	echo "$miss"
 }
@@ -84,7 +87,7 @@ vm_start() {
 		-append "console=ttyS0 panic=-1 rdinit=/init ${VM_APPEND:-}" \
 		-serial "file:$VM_DIR/console.log" \
 		-chardev "pipe,id=ctl,path=$VM_DIR/ctl" -serial chardev:ctl \
-		-drive "file=$disk,format=raw,if=none,id=d0,cache=none,aio=${VM_AIO:-native}" \
+		-drive "file=$disk,format=raw,if=none,id=d0,cache=${VM_CACHE:-none},aio=${VM_AIO:-native}" \
 		-device virtio-blk-pci,drive=d0 \
 		>"$VM_DIR/qemu.out" 2>&1 &
 	VM_PID=$!

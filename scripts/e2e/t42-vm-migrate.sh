@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # fm-qemu: skip (QEMU inside the Debian guest is nested TCG: too slow)
 # fm-timeout: 600
-# t39-vm-migrate: a real virtual machine on the migrating disk (issue 13).
+# t42-vm-migrate: a real virtual machine on the migrating disk (issue 13).
 # QEMU (TCG) boots Debian's 6.1 kernel with a busybox initramfs
 # (scripts/vm/vm-lib.sh, vm-init.sh); its one virtio-blk disk
 # (cache=none, aio=native) is a dm-linear "VM disk" over a null_blk with a
@@ -27,13 +27,13 @@
 #     (writer and kernel console), and the disk holds every record it
 #     ever fsynced.
 # Needs qemu-system-x86_64, a static busybox and Debian's 6.1 kernel
-# (/boot, /lib/modules) on the host.  T39_SEED (39) changes the cut times.
+# (/boot, /lib/modules) on the host.  T42_SEED (42) changes the cut times.
 # Last line: "STAT: vm_records_acked=N vm_records_lost=N".
 . "$(dirname "$0")/lib.sh"
 . "$FM_REPO/scripts/vm/vm-lib.sh"
 e2e_setup
 
-RANDOM=${T39_SEED:-39}
+RANDOM=${T42_SEED:-42}
 FM=$FM_REPO/scripts/flushmirror
 PARAM=/sys/module/dm_flushmirror/parameters/debug_skip_dest_flush
 export FM_RUN_DIR=$E2E_TMP/run FM_STATE_DIR=$E2E_TMP/varlib
@@ -49,9 +49,9 @@ miss=$(vm_missing)
 [ -x $PY ] || miss+="$PY "
 [ -z "$miss" ] || { skip vm-migrate "not on the host: $miss"; exit 0; }
 VM_KVER=$(vm_kver)
-V=/dev/mapper/v39
+V=/dev/mapper/v42
 FM_ATEXIT+=('[ -z "$VM_PID" ] || { kill -KILL $VM_PID; wait $VM_PID; } 2>/dev/null'
-	"dm_remove v39" "dm_remove v39-fmsrc")
+	"dm_remove v42" "dm_remove v42-fmsrc")
 
 at() { info "[$SECONDS s] $*"; }
 sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
@@ -72,10 +72,10 @@ is_linear_on() {
 acks_since() { tail -n +$(($1 + 1)) "$VM_DIR/out" | grep -c '^ack '; }
 out_lines() { wc -l <"$VM_DIR/out"; }
 
-nb_create v39s $MIB $MIB || die "cannot create v39s"
-nb_create v39d $MIB $MIB || die "cannot create v39d"
-N=$(dev_sectors /dev/v39s)
-dm_create v39 "0 $N linear /dev/v39s 0" || die "cannot create the VM disk"
+nb_create v42s $MIB $MIB || die "cannot create v42s"
+nb_create v42d $MIB $MIB || die "cannot create v42d"
+N=$(dev_sectors /dev/v42s)
+dm_create v42 "0 $N linear /dev/v42s 0" || die "cannot create the VM disk"
 VM_IRD=$E2E_TMP/initramfs.cpio.gz
 vm_initramfs "$VM_IRD" || die "cannot build the initramfs for $VM_KVER"
 info "VM: $VM_KVER, initramfs $(stat -c %s "$VM_IRD") bytes"
@@ -99,18 +99,18 @@ at "writer: $(vm_acks) records"
 
 # ---- 1. live migration with the admin command
 n1=$(vm_acks)
-check vm-start $FM start v39 /dev/v39d --copy-rate 8M
+check vm-start $FM start v42 /dev/v42d --copy-rate 8M
 at "started"
-check vm-wait timeout 240 $FM wait --interval 2 v39
+check vm-wait timeout 240 $FM wait --interval 2 v42
 at "synced"
 n2=$(vm_acks)
 expect vm-fsyncs-while-copying $((n2 - n1)) -gt 0 "records fsynced between start and synced"
-fm_status v39
+fm_status v42
 g1=$ST_GF
 a1=$(vm_acks)
 sleep 4
 a2=$(vm_acks)
-fm_status v39
+fm_status v42
 g2=$ST_GF
 info "synced: $ST_RAW; $((a2 - a1)) records fsynced, $((g2 - g1)) guest flushes in 4 s"
 # (a record fsynced just before the first sample may be reported after it)
@@ -119,9 +119,9 @@ if [ $((a2 - a1)) -gt 0 ] && [ $((g2 - g1)) -ge $((a2 - a1 - 2)) ]; then
 else
 	fail vm-guest-flushes-grow-with-fsyncs "$((a2 - a1)) records fsynced, $((g2 - g1)) guest flushes"
 fi
-check vm-complete $FM complete v39
+check vm-complete $FM complete v42
 at "complete"
-check vm-disk-is-linear-on-destination is_linear_on v39 /dev/v39d
+check vm-disk-is-linear-on-destination is_linear_on v42 /dev/v42d
 n3=$(vm_acks)
 sleep 3
 n4=$(vm_acks)
@@ -136,9 +136,9 @@ vm_cut() {
 	set -- $area
 	a=$1 b=$2
 	nb_create $dst $MIB $MIB || { CUT_ERR="cannot create $dst"; return; }
-	dm_reload v39 "$(fm_table /dev/v39d /dev/$dst 1024)" ||
-		{ CUT_ERR="cannot reload v39 with a flushmirror table"; return; }
-	wait_phase v39 synced 120 || { CUT_ERR="not synced: $ST_RAW"; return; }
+	dm_reload v42 "$(fm_table /dev/v42d /dev/$dst 1024)" ||
+		{ CUT_ERR="cannot reload v42 with a flushmirror table"; return; }
+	wait_phase v42 synced 120 || { CUT_ERR="not synced: $ST_RAW"; return; }
 	at "$dst: synced"
 	# the copy put every destination page into null_blk's store (written
 	# through at once): the area the VM writes next is discarded first
@@ -161,11 +161,11 @@ vm_cut() {
 	sleep 2
 	[ "$bite" = 1 ] && echo 0 >$PARAM
 	[ "$(acks_since $l)" -gt 0 ] || CUT_BAD+="no record fsynced in 2 s after the cut; "
-	fm_status v39
+	fm_status v42
 	info "cut $dst ($([ "$bite" = 1 ] && echo "destination flushes skipped, ")$ms ms after the area's 10th record): $(vm_acks "$E2E_TMP/out.snap") records fsynced before, $(acks_since $l) in 2 s after the cut; $fl destination flushes before the cut; $ST_RAW"
 	[ "$ST_PHASE" = failed ] || info "cut $dst: target is $ST_PHASE after the cut, not failed"
 	# back to the source alone (what abort does)
-	dm_reload v39 "0 $N linear /dev/v39d 0" || { CUT_ERR="cannot reload v39 on v39d"; return; }
+	dm_reload v42 "0 $N linear /dev/v42d 0" || { CUT_ERR="cannot reload v42 on v42d"; return; }
 	nb_power $dst 1 && wait_bdev /dev/$dst 10 || { CUT_ERR="power on failed"; return; }
 	rd /dev/$dst >"$E2E_TMP/image" || { CUT_ERR="cannot read $dst"; return; }
 	nb_destroy $dst
@@ -180,7 +180,7 @@ vm_cut() {
 }
 
 total_cov=0 total_lost=0
-vm_cut v39e "$AREA2" 0
+vm_cut v42e "$AREA2" 0
 if [ -n "$CUT_ERR" ]; then
 	fail vm-cut "$CUT_ERR"
 else
@@ -195,7 +195,7 @@ if [ -n "$CUT_ERR" ]; then
 	skip vm-test-bites "the normal cut could not be done"
 elif [ -w $PARAM ]; then
 	FM_ATEXIT+=("echo 0 > $PARAM")
-	vm_cut v39f "$AREA3" 1
+	vm_cut v42f "$AREA3" 1
 	echo 0 >$PARAM
 	if [ -n "$CUT_ERR$CUT_BAD" ]; then
 		fail vm-test-bites "$CUT_ERR$CUT_BAD"
