@@ -24,6 +24,9 @@
 #   B3  idle copy of the whole source: time to synced per copier, and dd
 #   B4  migration under load: fio runs on a linear table, the table is
 #       reloaded to the peer, fio goes on until synced + FMB_B4_POST s
+#   B6  PostgreSQL 15 (scripts/e2e/pg-lib.sh) on ext4 on the source, pgbench
+#       (TPC-B-like) for each peer, synced and copying, for each flush
+#       delay: TPS, latency, guest and destination flushes per transaction
 #
 # Results: one JSON object per measurement appended to $FMB_OUT/records.jsonl,
 # raw fio JSON in $FMB_OUT/fio/, time series in $FMB_OUT/series/.
@@ -50,6 +53,10 @@ B4_PRE=${FMB_B4_PRE:-3}
 B4_POST=${FMB_B4_POST:-3}
 B4_LINEAR_S=${FMB_B4_LINEAR_S:-10}
 SYNC_TIMEOUT=${FMB_SYNC_TIMEOUT:-600}
+B6_SCALE=${FMB_B6_SCALE:-1}
+B6_CLIENTS=${FMB_B6_CLIENTS:-4}
+B6_RUNTIME=${FMB_B6_RUNTIME:-$RUNTIME}
+B6_RATE=${FMB_B6_RATE:-$B2_RATE}
 PEERS=${FMB_PEERS:-linear,dm-mirror,fm-always,fm-gen}
 
 NB=/sys/kernel/config/nullb
@@ -410,6 +417,117 @@ phase_b4() {
 	done
 }
 
+# ------------------------------------------------------------ B6
+
+# pgbench_run ID CLIENTS: pgbench for $B6_RUNTIME s; its output in
+# $OUT/fio/ID.txt (the raw-output directory of every phase)
+pgbench_run() {
+	timeout $((B6_RUNTIME * 3 + 120)) "$PG_BIN/pgbench" -n -c "$2" -j "$2" \
+		-T "$B6_RUNTIME" -h "$PG_RUN/sock" -U postgres postgres \
+		>"$OUT/fio/$1.txt" 2>&1
+}
+
+# pgbench_field ID REGEX: the number after REGEX in pgbench's output
+pgbench_field() {
+	sed -n "s/^$2 *\([0-9.]*\).*/\1/p" "$OUT/fio/$1.txt" | head -n 1 | grep . || echo null
+}
+
+# The database lives on ext4 on the source behind "bvm", a linear table
+# made once; for each measurement bvm is reloaded live with the peer's
+# table (synced: nosync; copy: the copy starts at the reload, at
+# $B6_RATE KiB/s) and back to linear after it.  One server for the phase.
+phase_b6() {
+	local len d run peer mode id f0 f1 fs0 fs1 st0 st1 c gf df rc feats
+	local mnt=$TMP/pgmnt
+	if ! grep -qw ext4 /proc/filesystems; then
+		log "SKIP B6: no ext4 in this kernel (CONFIG_EXT4_FS)"
+		return 0
+	fi
+	E2E_TMP=$TMP/pg FM_ATEXIT=() FM_PIDS=()
+	mkdir -p "$E2E_TMP"
+	. "$FM_REPO/scripts/e2e/pg-lib.sh"
+	local miss
+	miss=$(pg_missing)
+	[ -z "$miss" ] || { log "SKIP B6: not on the host: $miss"; return 0; }
+	len=$(blockdev --getsz $SRC)
+	set_delay 0
+	dm_mk bvm "0 $len linear $SRC 0" || { log "ERROR: B6 bvm"; return 1; }
+	mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 \
+		/dev/mapper/bvm || { log "ERROR: B6 mkfs"; return 1; }
+	pg_init_run && pg_template || { log "ERROR: B6 initdb"; return 1; }
+	# a benchmark, not a power-cut test: PostgreSQL's own WAL defaults
+	# (an eighth of the disk for WAL between checkpoints: the smoke run's
+	# 64 MiB disk holds the database too)
+	printf '%s\n' "wal_init_zero = on" "wal_recycle = on" \
+		"min_wal_size = 4MB" \
+		"max_wal_size = $((SIZE_MB / 8 > 4 ? SIZE_MB / 8 : 4))MB" \
+		>>"$PG_RUN/template/postgresql.conf"
+	mnt=$PG_RUN/mnt
+	mkdir -p "$mnt" && mount -t ext4 -o noinit_itable /dev/mapper/bvm "$mnt" &&
+		pg_install "$mnt/pgdata" && pg_start "$mnt/pgdata" ||
+		{ log "ERROR: B6 PostgreSQL: $(pg_log_tail)"; return 1; }
+	"$PG_BIN/pgbench" -i -q -s "$B6_SCALE" -h "$PG_RUN/sock" -U postgres \
+		postgres >"$OUT/fio/B6-init.txt" 2>&1 ||
+		{ log "ERROR: pgbench -i: $(tail -n 3 "$OUT/fio/B6-init.txt")"; return 1; }
+	log "B6: scale $B6_SCALE, $B6_CLIENTS clients, ${B6_RUNTIME}s per run"
+	for d in $(split "$DELAYS"); do
+		set_delay "$d"
+		for ((run = 1; run <= RUNS; run++)); do
+			for mode in synced copy; do
+				for peer in $(split "$PEERS"); do
+					[ "$mode" = copy ] && [ "$peer" = linear ] && continue
+					id=B6-$peer-$mode-d$d-r$run
+					feats=()
+					[ "$mode" = copy ] && feats=(copy_rate "$B6_RATE")
+					timeout 120 dmsetup load bvm --table \
+						"$(peer_table "$peer" "$mode" "$len" "${feats[@]}")" &&
+						timeout 120 dmsetup resume bvm ||
+						{ log "ERROR: cannot reload bvm to $peer ($mode)"; continue; }
+					[ "$mode" = synced ] && { wait_synced bvm 120 || continue; }
+					st0=$(sync_state bvm)
+					f0=$(flushes $DSTNB); fs0=$(flushes $SRC)
+					c=$(fm_counters bvm)
+					local gf0=${c% *} df0=${c#* }
+					pgbench_run "$id" "$B6_CLIENTS"
+					rc=$?
+					f1=$(flushes $DSTNB); fs1=$(flushes $SRC)
+					st1=$(sync_state bvm)
+					c=$(fm_counters bvm)
+					gf=${c% *} df=${c#* }
+					if [ "$gf" != null ]; then
+						gf=$((gf - gf0)) df=$((df - df0))
+					fi
+					timeout 120 dmsetup load bvm --table "0 $len linear $SRC 0" &&
+						timeout 120 dmsetup resume bvm ||
+						{ log "ERROR: cannot reload bvm to linear"; return 1; }
+					set -- $st0; local ph0=$1 cp0=$2 tot=$3
+					set -- $st1; local ph1=$1 cp1=$2
+					record --arg phase B6 --arg peer "$peer" --arg mode "$mode" \
+						--argjson delay_ms "$d" --argjson clients "$B6_CLIENTS" \
+						--argjson run "$run" --argjson pgbench_rc "$rc" \
+						--argjson scale "$B6_SCALE" --argjson runtime_s "$B6_RUNTIME" \
+						--argjson tps "$(pgbench_field "$id" 'tps =')" \
+						--argjson lat_avg_ms "$(pgbench_field "$id" 'latency average =')" \
+						--argjson txns "$(pgbench_field "$id" 'number of transactions actually processed:')" \
+						--argjson dst_flushes "$((f1 - f0))" --argjson src_flushes "$((fs1 - fs0))" \
+						--argjson fm_guest_flushes "$gf" --argjson fm_dest_flushes "$df" \
+						--arg phase_before "$ph0" --arg phase_after "$ph1" \
+						--argjson copied_before "$cp0" --argjson copied_after "$cp1" \
+						--argjson regions "$tot" \
+						--argjson copy_rate_kib "$([ "$mode" = copy ] && echo "$B6_RATE" || echo null)" \
+						'$ARGS.named'
+					log "$id: $(tail -n 1 "$REC" | jq -r '"tps=\(.tps) lat=\(.lat_avg_ms)ms txns=\(.txns) srcfl=\(.src_flushes) dstfl=\(.dst_flushes) fm_gf=\(.fm_guest_flushes) fm_df=\(.fm_dest_flushes) \(.phase_before)->\(.phase_after)"')"
+				done
+			done
+		done
+	done
+	pg_stop || log "B6: pg_ctl stop failed: $(pg_log_tail)"
+	cp "$PG_RUN/server.log" "$OUT/pg-server.log"
+	umount "$mnt"
+	dm_rm bvm
+	rm -rf --one-file-system "$PG_RUN" "$E2E_TMP"
+}
+
 # ------------------------------------------------------------ main
 
 log "bench guest: $(uname -r) phases=$PHASES runs=$RUNS delays=$DELAYS jobs=$JOBS runtime=${RUNTIME}s size=${SIZE_MB}MiB region=$REGION"
@@ -421,6 +539,7 @@ for ph in $(split "$PHASES"); do
 	B2) phase_fio B2 ;;
 	B3) phase_b3 ;;
 	B4) phase_b4 ;;
+	B6) phase_b6 ;;
 	*) log "unknown phase $ph" ;;
 	esac
 done

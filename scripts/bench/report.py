@@ -237,6 +237,49 @@ def b4(recs):
     return out
 
 
+def b6(recs):
+    """pgbench per (delay, mode, peer): TPS, latency, destination flushes
+    per transaction, and for flushmirror the share of guest flushes that
+    needed no destination flush (1 - dest_flushes / guest_flushes, its own
+    status counters)."""
+    groups = defaultdict(list)
+    for r in recs:
+        if r.get("phase") == "B6" and not r.get("pgbench_rc") and r.get("tps"):
+            groups[(r["delay_ms"], r["mode"], r["peer"])].append(r)
+    out = []
+    def order(item):
+        (d, m, peer), _ = item
+        return (d, 0 if m == "synced" else 1,
+                PEERS.index(peer) if peer in PEERS else 99, peer)
+    for (d, m, peer), rs in sorted(groups.items(), key=order):
+        out.append({
+            "delay_ms": d, "mode": m, "peer": peer,
+            "clients": rs[0].get("clients"), "scale": rs[0].get("scale"),
+            "tps": spread([r.get("tps") for r in rs]),
+            "lat_avg_ms": spread([r.get("lat_avg_ms") for r in rs]),
+            "src_flushes_per_txn": spread(
+                [r["src_flushes"] / r["txns"] for r in rs if r.get("txns")]),
+            "dst_flushes_per_txn": spread(
+                [r["dst_flushes"] / r["txns"] for r in rs if r.get("txns")]),
+            "fm_guest_flushes": spread([r.get("fm_guest_flushes") for r in rs]),
+            "fm_dest_flushes": spread([r.get("fm_dest_flushes") for r in rs]),
+            "fm_saved_share": spread(
+                [1 - r["fm_dest_flushes"] / r["fm_guest_flushes"] for r in rs
+                 if r.get("fm_guest_flushes")]),
+            "phase_after": sorted({r.get("phase_after") for r in rs}),
+        })
+    ceil = {(g["delay_ms"],): g for g in out
+            if g["peer"] == "linear" and g["mode"] == "synced"}
+    here = {(g["delay_ms"], g["mode"], g["peer"]): g for g in out}
+    for g in out:
+        c = ceil.get((g["delay_ms"],))
+        mir = here.get((g["delay_ms"], g["mode"], "dm-mirror"))
+        g["tps_vs_ceiling"] = ratio(med(g["tps"]), med(c["tps"]) if c else None)
+        g["tps_vs_dm_mirror"] = ratio(med(g["tps"]),
+                                      med(mir["tps"]) if mir else None)
+    return out
+
+
 def table(res):
     L = []
     w = L.append
@@ -306,6 +349,29 @@ def table(res):
                 fspread(g["iops_after"]),
                 fratio(g["iops_during_vs_ceiling"]),
                 fratio(g["time_vs_dm_mirror"])))
+    if res.get("B6"):
+        g0 = res["B6"][0]
+        w("")
+        w("B6 PostgreSQL 15 on ext4, pgbench TPC-B-like, scale %s, %s clients; "
+          "copy: flushmirror copy_rate %s KiB/s" % (
+              g0["scale"], g0["clients"],
+              res["meta"].get("b6_copy_rate_kib", "?")))
+        w("srcfl/txn, dstfl/txn: flushes the source / destination device "
+          "completed per transaction; no-dest: share of flushmirror's guest "
+          "flushes that needed no destination flush")
+        w("%-5s %-6s %-10s %-22s %-16s %-9s %-9s %-7s %-7s %-7s %s" % (
+            "delay", "mode", "peer", "TPS", "latency ms", "srcfl/txn",
+            "dstfl/txn", "no-dest", "/ceil", "/mirror", "phase after"))
+        for g in res["B6"]:
+            w("%-5s %-6s %-10s %-22s %-16s %-9s %-9s %-7s %-7s %-7s %s" % (
+                "%dms" % g["delay_ms"], g["mode"], g["peer"],
+                fspread(g["tps"], "{:.1f}"),
+                fnum(med(g["lat_avg_ms"]), "{:.2f}"),
+                fnum(med(g["src_flushes_per_txn"]), "{:.2f}"),
+                fnum(med(g["dst_flushes_per_txn"]), "{:.2f}"),
+                fnum(med(g["fm_saved_share"]), "{:.2f}"),
+                fratio(g["tps_vs_ceiling"]), fratio(g["tps_vs_dm_mirror"]),
+                ",".join(p or "?" for p in g["phase_after"])))
     return "\n".join(L) + "\n"
 
 
@@ -440,12 +506,16 @@ def main():
         "smoke": "--smoke" in sys.argv,
         "b2_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
                                   if r.get("phase") == "B2"), None),
+        "b6_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
+                                  if r.get("phase") == "B6" and
+                                  r.get("copy_rate_kib")), None),
         "region_sectors": next((r.get("region_sectors") for r in recs
                                 if r.get("region_sectors")), None),
         "records": len(recs),
     }
     res = {"meta": meta, "B1": fio_phase(recs, "B1"),
-           "B2": fio_phase(recs, "B2"), "B3": b3(recs), "B4": b4(recs)}
+           "B2": fio_phase(recs, "B2"), "B3": b3(recs), "B4": b4(recs),
+           "B6": b6(recs)}
     txt = table(res)
     with open(os.path.join(bench, "results.json"), "w") as f:
         json.dump(res, f, indent=1)

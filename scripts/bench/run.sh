@@ -4,7 +4,7 @@
 # make bench: dm-flushmirror against dm-linear (the ceiling) and dm-mirror,
 # side by side in User-Mode Linux (shared/SPEC.md section 6, B1 to B4).
 #
-# Usage: scripts/bench/run.sh [--smoke] [--runs N] [--phases B1,B2,B3,B4]
+# Usage: scripts/bench/run.sh [--smoke] [--runs N] [--phases B1,B2,B3,B4,B6]
 #                             [--delays 0,5,20] [--jobs 1,8] [--runtime S]
 #                             [--no-build] [--publish]
 #   --smoke     every peer and phase, briefly (small devices, 1 run, 2 s
@@ -34,7 +34,7 @@ set -euo pipefail
 BENCH=${FMB_BENCH_DIR:-$FM_BUILD/bench}
 LINUX=${FMB_LINUX:-$FM_BUILD/uml-bench/linux}
 smoke= build=1 publish=
-phases=B1,B2,B3,B4
+phases=B1,B2,B3,B4,B6
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1 ;;
