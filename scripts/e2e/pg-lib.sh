@@ -316,7 +316,7 @@ pg_clients_snapshot() {
 # PV_ROWS PV_LOST PV_PHANTOM PV_BAD (PV_ERR when it could not be done)
 pg_verify() {
 	local res
-	PV_ERR= PV_ACKED=0 PV_ROWS=0 PV_LOST=0 PV_PHANTOM=0 PV_BAD=0
+	PV_ERR='' PV_ACKED=0 PV_ROWS=0 PV_LOST=0 PV_PHANTOM=0 PV_BAD=0
 	pg_sql "SELECT id, client, val FROM acked" >"$PG_RUN/rows" 2>"$PG_RUN/rows.err" ||
 		{ PV_ERR="SELECT failed: $(head -c 300 "$PG_RUN/rows.err" | tr '\n' ' ')"; return 1; }
 	res=$("$PY" "$E2E_TMP/pg-verify.py" "$PG_RUN/rows" "$1" "$2" 2>"$PG_RUN/verify.err")

@@ -89,7 +89,7 @@ vm_disk() {
 	nb_create ${n}d $MIB $MIB || { VM_ERR="cannot create ${n}d"; return 1; }
 	dm_create $n "0 $(dev_sectors /dev/${n}s) linear /dev/${n}s 0" ||
 		{ VM_ERR="cannot create the VM disk $n"; return 1; }
-	VMS+=($n)
+	VMS+=("$n")
 	mkfs.ext4 -q -F -b 4096 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 \
 		/dev/mapper/$n >$E2E_TMP/mkfs.out 2>&1 ||
 		{ VM_ERR="mkfs.ext4: $(tail -n 2 $E2E_TMP/mkfs.out | tr '\n' ' ')"; return 1; }
@@ -205,7 +205,7 @@ scenario_a() {
 # (what the clients saw), CUT_DMG (the destination after the cut), CUT_ACKED,
 # CUT_LOST
 pg_cut() {
-	local n=$1 bite=$2 ms fl res a_cut t
+	local n=$1 bite=$2 ms fl a_cut t
 	CUT_ERR='' CUT_BAD='' CUT_DMG='' CUT_ACKED=0 CUT_LOST=0
 	vm_disk $n || { CUT_ERR=$VM_ERR; return; }
 	at "$n: start"
