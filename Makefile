@@ -41,8 +41,8 @@ dkms-install:
 dkms-remove:
 	dkms remove -m dm-flushmirror -v $(DKMS_VERSION) --all
 
-# The package is built from a copy of the working tree (the files git tracks
-# or would track: nothing .gitignore names) in .build/deb/src, so that
+# The package is built from a copy of the working tree (the files git
+# tracks, as they are in the tree: no stray untracked file) in .build/deb/src, so that
 # neither debhelper's files nor the packages (dpkg-buildpackage writes them
 # to the parent directory) land in the checkout.  A full build: the binary
 # package and the (native) source package, which lintian checks too.  Needs
@@ -54,6 +54,6 @@ DEB_DIR := $(CURDIR)/.build/deb
 deb:
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
-	git -C $(CURDIR) ls-files -z --cached --others --exclude-standard | (cd $(CURDIR) && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C $(DEB_DIR)/src
+	git -C $(CURDIR) ls-files -z --cached | (cd $(CURDIR) && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc
 	@ls $(DEB_DIR)/*.deb

@@ -11,7 +11,9 @@
 #     newest linux-headers 6.1 and 6.12 (any warning fails), sparse (C=2,
 #     6.12 headers) and checkpatch --strict;
 #  4. deb: scripts/deb-check.sh builds the Debian package (make deb),
-#     lintian, dpkg -i, dkms builds for the 6.1 and 6.12 headers, purge;
+#     lintian, dpkg -i, dkms builds for the 6.1 and 6.12 headers, purge
+#     (once the QEMU lane has ended: it changes the host's /, the guests'
+#     root);
 #  QEMU lane (in the background, its output printed after the UML lane's):
 #  5. x86-debug (G8 on two CPUs): scripts/qemu/run-debian.sh -x builds the
 #     same 6.12 tree for x86_64 (SMP, PREEMPT, KASAN, lockdep, kmemleak)
@@ -92,7 +94,7 @@ qemu_lane() {
 		echo "SKIP: qemu-debian: only ${left}s of the time budget left"
 		echo "passed=0 failed=0 skipped=1" >"$FM_BUILD/results/qemu-debian/summary"
 	else
-		scripts/qemu/run-debian.sh -t "$left" || true
+		FM_DEADLINE=$((start + BUDGET - 240)) scripts/qemu/run-debian.sh -t "$left" || true
 	fi
 }
 mkdir -p "$FM_BUILD"/results/{x86-debug,qemu-debian}
@@ -194,19 +196,6 @@ fi
 add "$bp" "$bf" 0
 echo "--- build/style: $bp passed, $bf failed"
 
-# --- 4. the Debian package -------------------------------------------------
-echo "=== deb (make deb, lintian, dpkg -i, dkms for the 6.1 and 6.12 headers)"
-dp=0 df=1 ds=0
-if [ -x scripts/deb-check.sh ]; then
-	rm -f "$FM_BUILD/results/deb.summary"
-	FM_SKIP_APT=1 scripts/deb-check.sh || true
-	read -r dp df ds < <(readsum "$FM_BUILD/results/deb.summary")
-else
-	echo "FAIL: deb: scripts/deb-check.sh missing"
-fi
-add "$dp" "$df" "$ds"
-echo "--- deb: $dp passed, $df failed, $ds skipped"
-
 # --- 5. + 6. the QEMU lane's results ---------------------------------------
 xp=0 xf=0 xs=1 qp=0 qf=0 qs=1
 if [ -n "$qpid" ]; then
@@ -219,6 +208,20 @@ add "$xp" "$xf" "$xs"
 echo "--- x86-debug: $xp passed, $xf failed, $xs skipped"
 add "$qp" "$qf" "$qs"
 echo "--- qemu-debian: $qp passed, $qf failed, $qs skipped"
+
+# --- 4. the Debian package (after the QEMU lane: dpkg -i and the DKMS
+# builds change the host's /, which the Debian guest runs on) --------------
+echo "=== deb (make deb, lintian, dpkg -i, dkms for the 6.1 and 6.12 headers)"
+dp=0 df=1 ds=0
+if [ -x scripts/deb-check.sh ]; then
+	rm -f "$FM_BUILD/results/deb.summary"
+	FM_SKIP_APT=1 scripts/deb-check.sh || true
+	read -r dp df ds < <(readsum "$FM_BUILD/results/deb.summary")
+else
+	echo "FAIL: deb: scripts/deb-check.sh missing"
+fi
+add "$dp" "$df" "$ds"
+echo "--- deb: $dp passed, $df failed, $ds skipped"
 
 # --- the figures of the fault-injection tests (issue 3) ------------------
 # figure KEY: the sum of KEY over the three guest runs' stats files

@@ -66,6 +66,38 @@ guest_mounts() {
 	return 0
 }
 
+# guest_cleanup_extras: what a test killed on its timeout may leave behind
+# beside dm devices and null_blk: processes of network namespaces (an
+# nbd-server), the namespaces, nbd connections, veth links, PostgreSQL and
+# QEMU guests started by a test, and mounts under /tmp.
+guest_cleanup_extras() {
+	local ns p d m
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$p" 2>/dev/null
+		done
+		ip netns delete "$ns" 2>/dev/null
+	done
+	pkill -KILL -x nbd-server 2>/dev/null
+	pkill -KILL -x postgres 2>/dev/null
+	pkill -KILL -f '^qemu-system' 2>/dev/null
+	for d in /dev/nbd*; do
+		[ -b "$d" ] || continue
+		[ "$(cat "/sys/block/${d#/dev/}/size" 2>/dev/null || echo 0)" = 0 ] ||
+			timeout 20 nbd-client -d "$d" >/dev/null 2>&1
+	done
+	ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' |
+		while read -r d; do
+			ip link delete "$d" 2>/dev/null
+		done
+	# (not the repository: a CI clone under /tmp is bind-mounted there)
+	awk '$2 ~ "^/tmp/" { print $2 }' /proc/mounts | sort -r | while read -r m; do
+		case $m in "${FM_REPO:-/nonexistent}" | "${FM_REPO:-/nonexistent}"/*) continue ;; esac
+		umount -l "$m" 2>/dev/null
+	done
+	return 0
+}
+
 # guest_run_tests RESULTS_DIR: run the e2e tests named in $FM_TESTS
 # (comma-separated tNN-name; empty: every scripts/e2e/t[0-9]*.sh) one after
 # the other, each under a timeout: the larger of "# fm-timeout: N" in its
@@ -88,6 +120,14 @@ guest_run_tests() {
 	say "kernel $(uname -r), $(nproc) CPU(s), ${#tests[@]} test(s)"
 	for t in "${tests[@]}"; do
 		name=$(basename "$t" .sh)
+		# FM_STOP_AFTER: the time budget (seconds of uptime); the tests
+		# not started count as budget SKIPs on the host
+		if [ -n "${FM_STOP_AFTER:-}" ] &&
+		   [ "$(cut -d. -f1 /proc/uptime)" -ge "$FM_STOP_AFTER" ]; then
+			say "time budget: no test started after ${FM_STOP_AFTER}s of uptime; $name and the rest not run"
+			echo "$FM_STOP_AFTER (guest uptime)" >"$r/budget-timeout"
+			break
+		fi
 		say "=== $name"
 		start=$(date +%s)
 		tt=$(awk 'NR > 20 { exit } /^# *fm-timeout: *[0-9]+/ { sub(/^# *fm-timeout: */, ""); print $1 + 0; exit }' "$t")
@@ -112,6 +152,7 @@ guest_run_tests() {
 			[ -L "/dev/$n" ] && rm -f "/dev/$n"
 		done
 		losetup -D 2>/dev/null
+		guest_cleanup_extras
 		# a test killed on timeout cannot reset the debug switches
 		for d in debug_skip_dest_flush debug_flush_endio_delay_ms; do
 			echo 0 >"/sys/module/dm_flushmirror/parameters/$d" 2>/dev/null

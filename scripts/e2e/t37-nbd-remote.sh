@@ -96,7 +96,7 @@ wait_gf() {	# wait_gf FIELD N: until status field SG or GF reaches N (30 s)
 	done
 	return 1
 }
-wait_gf SG 20 || info "G2: fio not writing after 30 s: $ST_RAW"
+wait_gf SG 20 || fail g2-premise-fio-writing "fio not writing after 20 s: $ST_RAW"
 timeout 10 dmsetup message fmr 0 resume
 t0=$SECONDS
 if wait_phase fmr synced 240; then

@@ -163,7 +163,8 @@ vm_cut() {
 	[ "$(acks_since $l)" -gt 0 ] || CUT_BAD+="no record fsynced in 2 s after the cut; "
 	fm_status v42
 	info "cut $dst ($([ "$bite" = 1 ] && echo "destination flushes skipped, ")$ms ms after the area's 10th record): $(vm_acks "$E2E_TMP/out.snap") records fsynced before, $(acks_since $l) in 2 s after the cut; $fl destination flushes before the cut; $ST_RAW"
-	[ "$ST_PHASE" = failed ] || info "cut $dst: target is $ST_PHASE after the cut, not failed"
+	# (G6: writes that fail on the powered-off destination fail it)
+	[ "$ST_PHASE" = failed ] || CUT_BAD+="target is $ST_PHASE 2 s after the cut, not failed; "
 	# back to the source alone (what abort does)
 	dm_reload v42 "0 $N linear /dev/v42d 0" || { CUT_ERR="cannot reload v42 on v42d"; return; }
 	nb_power $dst 1 && wait_bdev /dev/$dst 10 || { CUT_ERR="power on failed"; return; }

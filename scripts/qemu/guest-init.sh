@@ -18,11 +18,16 @@
 #               test's first 20 lines asks for more)
 #   FM_UNLOAD   1: after the tests, rmmod the module (the pseudo-test
 #               module-unload) and scan kmemleak (the debug kernel of
-#               run-debian.sh -x)
+#               run-debian.sh -x; automatic scans off, earlier objects
+#               cleared before the insmod)
+#   FM_BUILTIN  1: the kernel has the dm modules and null_blk built in
+#   FM_STOP_AFTER  seconds of uptime after which no test is started
+#               (guest_run_tests; the time budget)
 #
 # Results: per test as guest_run_tests (scripts/guest-lib.sh) says
-# (<test>.log, .rc, .secs, .timeout); modules.log, dmesg.log, done; with
-# FM_UNLOAD also module-unload.log/.rc and kmemleak.log.
+# (<test>.log, .rc, .secs, .timeout); modules.log, kunit-dmesg.log (the
+# log after the insmod), dmesg.log, done; with FM_UNLOAD also
+# module-unload.log/.rc and kmemleak.log.
 # No "set -e": PID 1 must never exit before the power-off.
 set -u
 
@@ -48,16 +53,25 @@ cd /tmp/fm || exit 1
 	echo "cpus: $(nproc)"
 	for m in configfs dm-mod dm-mirror dm-delay dm-flakey dm-log-writes \
 		dm-dust; do
-		# (built into the debug kernel: nothing to load)
-		[ -d "/sys/module/$(echo "$m" | tr - _)" ] && continue
+		# (FM_BUILTIN: the debug kernel has them all built in)
+		[ -n "${FM_BUILTIN:-}" ] && continue
 		modprobe -v "$m" 2>&1 || echo "modprobe $m failed"
 	done
-	[ -d /sys/module/null_blk ] ||
+	[ -n "${FM_BUILTIN:-}" ] ||
 		modprobe -v null_blk nr_devices=0 2>&1 || echo "modprobe null_blk failed"
+	if [ "${FM_UNLOAD:-}" = 1 ] && [ -w /sys/kernel/debug/kmemleak ]; then
+		# only what is allocated from here on is looked at, and only
+		# by the scan after the rmmod
+		echo scan=off >/sys/kernel/debug/kmemleak
+		echo clear >/sys/kernel/debug/kmemleak
+	fi
 	mountpoint -q /sys/kernel/config ||
 		mount -t configfs configfs /sys/kernel/config
 	echo "insmod ${FM_MODULE:-}"
 	insmod "${FM_MODULE:-/nonexistent}" 2>&1 || echo "insmod ${FM_MODULE:-} failed"
+	# the KTAP of the module's KUnit suites (debug kernel), kept now:
+	# dmesg.log is written only at the end
+	dmesg >"$R/kunit-dmesg.log" 2>&1
 	echo "--- lsmod"
 	cat /proc/modules
 	echo "--- dmsetup targets"

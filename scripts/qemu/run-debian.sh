@@ -239,7 +239,8 @@ cmdline=(
 	FM_REPO="$FM_REPO" FM_MODULE="$MOD/dm-flushmirror.ko"
 	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
 	FM_TEST_TIMEOUT="$test_timeout"
-	${xdebug:+null_blk.nr_devices=0 FM_UNLOAD=1 pci=noacpi}
+	${xdebug:+null_blk.nr_devices=0 FM_UNLOAD=1 FM_BUILTIN=1 pci=noacpi}
+	FM_STOP_AFTER=$((timeout_s > 900 ? timeout_s - 300 : timeout_s))
 	"${extra[@]}"
 )
 qemu=(
@@ -275,16 +276,28 @@ else
 fi
 
 # kunit_from_dmesg: the KTAP the module's KUnit suites printed when the
-# guest loaded it, parsed by kunit.py, as the pseudo-test kunit-module
-# (one PASS/FAIL/SKIP line per case; no KTAP at all is a failure)
+# guest loaded it (kunit-dmesg.log, saved right after the insmod; else
+# dmesg.log), parsed by kunit.py, as the pseudo-test kunit-module: one
+# PASS/FAIL/SKIP line per case, kunit.py's [ERROR]s as FAILs, and a FAIL
+# when the cases do not add up to kunit.py's "Ran N tests".  The log is cut
+# to the module's KTAP first: the kernel prints an empty plan ("1..0") for
+# its built-in suites at boot, and kunit.py would stop there.
 kunit_from_dmesg() {
-	local out=$RES/kunit-module.log line
+	local out=$RES/kunit-module.log in=$RES/kunit-dmesg.log line ran n
 	: >"$out"
-	if [ -f "$RES/dmesg.log" ]; then
+	[ -f "$in" ] || in=$RES/dmesg.log
+	if [ -f "$in" ]; then
+		sed 's/^\[ *[0-9.]*\] //' "$in" | awk '
+			{ l[NR] = $0 }
+			/^KTAP version/ && NR > 0 { k = NR }
+			/^1\.\.[1-9]/ && k == NR - 1 { start = k }
+			END { if (start) for (i = start; i <= NR; i++) print l[i] }' \
+			>"$RES/kunit-ktap.txt"
 		(cd "$FM_TREE" && python3 tools/testing/kunit/kunit.py parse \
-			"$RES/dmesg.log") 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$RES/kunit-parse.txt" || true
+			"$RES/kunit-ktap.txt") 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >"$RES/kunit-parse.txt" || true
 		while read -r line; do
 			case $line in
+			*"[ERROR]"*) echo "FAIL: kunit-parse: ${line#*\[ERROR\] }" ;;
 			*==*) ;;	# a suite's line: its cases are counted
 			*"[PASSED] "*) echo "PASS: kunit ${line##*\[PASSED\] }" ;;
 			*"[SKIPPED] "*) echo "SKIP: kunit ${line##*\[SKIPPED\] }: skipped" ;;
@@ -293,8 +306,12 @@ kunit_from_dmesg() {
 		done < <(sed 's/^\[[0-9:]*\] *//' "$RES/kunit-parse.txt") >>"$out"
 		line=$(grep -a 'Testing complete\.' "$RES/kunit-parse.txt" | tail -n 1 || true)
 		echo "# kunit.py: ${line:-no summary}" >>"$out"
+		ran=$(echo "$line" | sed -n 's/.*Ran \([0-9]*\) tests.*/\1/p')
+		n=$(grep -cE '^(PASS|FAIL|SKIP): kunit ' "$out" || true)
+		[ -z "$ran" ] || [ "$ran" = "$n" ] ||
+			echo "FAIL: kunit-count: kunit.py ran $ran tests, $n counted" >>"$out"
 	fi
-	grep -q '^PASS: ' "$out" || echo "FAIL: kunit-module: no KUnit results in dmesg.log (see $RES/kunit-parse.txt)" >>"$out"
+	grep -q '^PASS: ' "$out" || echo "FAIL: kunit-module: no KUnit results in $in (see $RES/kunit-parse.txt)" >>"$out"
 	echo 0 >"$RES/kunit-module.rc"
 }
 

@@ -133,8 +133,16 @@ count_results() {
 		else
 			rm -f "$res/kernel-reports.txt"
 		fi
+	elif [ -f "$res/budget-timeout" ] &&
+	     ! grep -aE "$reports" "$res/console.log" >"$res/kernel-reports.txt" 2>/dev/null; then
+		# stopped by the time budget before it wrote its log: what
+		# the kernel printed on the console has no report in it
+		rm -f "$res/kernel-reports.txt"
+		echo "SKIP: dmesg: no dmesg.log: the guest was stopped by the time budget (console.log has no kernel report)"
+		skip=$((skip + 1))
 	else
 		echo "FAIL: dmesg: no dmesg.log (guest did not finish; see $res/console.log)"
+		[ -s "$res/kernel-reports.txt" ] && head -n 20 "$res/kernel-reports.txt" | sed 's/^/    /'
 		tail -n 30 "$res/console.log" 2>/dev/null | sed 's/^/    /'
 		fail=$((fail + 1))
 	fi

@@ -101,6 +101,9 @@ cmdline=(
 	FM_REPO="$FM_REPO" FM_RESULTS="$RES"
 	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
 	FM_TEST_TIMEOUT="$test_timeout"
+	# no test is started in the last 5 minutes of the time limit, so
+	# that the guest ends with its logs rather than being killed
+	FM_STOP_AFTER=$((timeout_s > 900 ? timeout_s - 300 : timeout_s))
 	"${extra[@]}"
 )
 
