@@ -3,14 +3,15 @@
 # dm-flushmirror: out-of-tree module build (the module itself is described
 # by Kbuild) and the project's entry points.
 #   make [KDIR=...]   build dm-flushmirror.ko against KDIR
-#   make check        the whole test run (scripts/check.sh)
+#   make check        the whole test run (scripts/check.sh), 90-minute budget
+#   make check-full   the same, longer: every data-path test on the debug kernel
 #   make distclean    also removes .build/ (kernel tree and UML build cache)
 #   make deb          the Debian package dm-flushmirror-dkms, in .build/deb/
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 DKMS_VERSION := 1.0.0
 
-.PHONY: all modules clean distclean check install demo bench dkms-install dkms-remove deb
+.PHONY: all modules clean distclean check check-full install demo bench dkms-install dkms-remove deb
 
 all: modules
 
@@ -25,6 +26,12 @@ distclean: clean
 
 check:
 	scripts/check.sh
+
+# the same with a four-hour budget and every data-path test on the x86_64
+# debug kernel (KASAN, lockdep, kmemleak, two CPUs), not only its four
+# concurrency tests
+check-full:
+	FM_BUDGET=$${FM_BUDGET:-14400} FM_DEBUG_DEFAULT_TESTS=full scripts/check.sh
 
 install:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
