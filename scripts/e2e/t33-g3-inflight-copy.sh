@@ -4,7 +4,7 @@
 # wait for every guest write in flight to it, mirrored ones too.  The
 # source is built so that, in each of 16 regions, a write to its first
 # 4 KiB fails at once (dm-flakey error_writes) and a write to the rest is
-# slow (dm-delay, 3 s on writes, none on reads).  Synced from the start
+# slow (dm-delay, 3 s on writes, none on reads; T33_DELAY_MS).  Synced from the start
 # (nosync over two zeroed disks), the guest writes a slow block W2 into
 # every region, and while those are in flight a failing block W1: W1's
 # source error takes the region out of sync and the copier copies it
@@ -19,7 +19,8 @@ e2e_setup
 R=128			# region: 64 KiB
 NREG=16
 LEN=$((R * NREG))
-DELAY_MS=3000
+# (T33_DELAY_MS: longer on a slow kernel, run-debian.sh -x)
+DELAY_MS=${T33_DELAY_MS:-3000}
 nb_create fmr_src 8 || die "cannot create fmr_src"
 nb_create fmr_dst 8 || die "cannot create fmr_dst"
 S=/dev/mapper/fmr_s D=/dev/fmr_dst M=/dev/mapper/fmr
@@ -48,7 +49,14 @@ for r in $(seq 0 $((NREG - 1))); do
 		oflag=direct conv=notrunc status=none 2>"$E2E_TMP/w2.$r.err" &
 	w2_pids+=($!)
 done
-sleep 0.5
+# until every W2 is in flight in the target (the dm device's inflight
+# count), not a fixed time: on a slow kernel the dd processes start late
+for ((i = 0; i < 100; i++)); do
+	read -r _ w2_inflight <"$(dev_sysdir $M)/inflight"
+	[ "$w2_inflight" -ge $NREG ] && break
+	sleep 0.1
+done
+info "W2 writes in flight: $w2_inflight"
 # W1: the first 4 KiB of each region (fails on the source at once)
 w1_pids=()
 for r in $(seq 0 $((NREG - 1))); do
