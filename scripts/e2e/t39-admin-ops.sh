@@ -18,7 +18,8 @@
 #    'error' under the migration) copies again and gets back to synced;
 #  - list shows a live migration, one interrupted (start killed after its
 #    load step), a flushmirror table the command did not set up, and a
-#    journal that only the copy in FM_STATE_DIR still has (a reboot), with
+#    journal that only the copy in FM_STATE_DIR still has (a reboot: with
+#    the helper left, and after complete was killed after its last step), with
 #    the command that finishes it, in text and JSON; it fails when dmsetup
 #    does;
 #  - verify passes on a synced migration, idle and under a random-write
@@ -297,8 +298,18 @@ expect_rc list-persistent-journal 0 "^fo_vm2 +interrupted .*journal copy $FM_STA
 mv "$E2E_TMP/j.vm2" "$FM_RUN_DIR/fo_vm2"	# (no reboot: the inactive table is there)
 run_fm "$FM" start fo_vm2 /dev/fo_y
 expect_rc interrupted-start-finishes 0 "started"
-run_fm "$FM" abort fo_vm2
-expect_rc abort-vm2-again 0
+# complete killed after its last step (the helper is gone), and /run lost
+# its journal: only the copy knows of the migration
+check vm2-synced-again timeout 60 "$FM" wait --interval 1 fo_vm2
+run_fm env FM_TEST_STOP_AFTER=complete:remove "$FM" complete fo_vm2
+[ $RC -eq 137 ] || fail list-setup-complete-killed "exit $RC"
+mv "$FM_RUN_DIR/fo_vm2" "$E2E_TMP/j.vm2"
+run_fm "$FM" list
+expect_rc list-journal-copy-only 0 "^fo_vm2 +interrupted .*'flushmirror complete' stopped after step 'resume'.*finish it: flushmirror complete fo_vm2.*journal copy $FM_STATE_DIR/fo_vm2 only"
+run_fm "$FM" complete fo_vm2
+expect_rc vm2-complete-finishes 0 "complete"
+[ "$(dmsetup table fo_vm2)" = "0 $N linear $(devno /dev/fo_y) 0" ] && pass vm2-on-destination ||
+	fail vm2-on-destination "$(dmsetup table fo_vm2)"
 run_fm "$FM" list --json
 r=$(echo "$OUT" | sed 's/^# | //' | jq -r 'map(.name) | sort | join(" ")' 2>&1)
 [ "$r" = "fo_raw fo_vm" ] && pass list-after-abort || fail list-after-abort "$r"
