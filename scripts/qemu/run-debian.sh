@@ -246,7 +246,7 @@ cmdline=(
 	FM_REPO="$FM_REPO" FM_MODULE="$MOD/dm-flushmirror.ko"
 	FM_TESTS="$(IFS=,; echo "${tests[*]}")"
 	FM_TEST_TIMEOUT="$test_timeout"
-	${xdebug:+null_blk.nr_devices=0 FM_UNLOAD=1 FM_BUILTIN=1 pci=noacpi T33_DELAY_MS=20000}
+	${xdebug:+null_blk.nr_devices=0 FM_UNLOAD=1 FM_BUILTIN=1 pci=noacpi T33_DELAY_MS=20000 T26_COPY_RATE=128}
 	FM_STOP_AFTER=$((timeout_s > 900 ? timeout_s - 300 : timeout_s))
 	"${extra[@]}"
 )
