@@ -20,8 +20,8 @@ e2e_setup
 
 FM=${FM_CMD:-$FM_REPO/scripts/flushmirror}
 MIB=64
-nb_create fa_src $MIB 64 || die "cannot create fa_src"
-nb_create fa_dst $MIB 64 || die "cannot create fa_dst"
+nb_create fa_src $MIB $((MIB * 2)) || die "cannot create fa_src"
+nb_create fa_dst $MIB $((MIB * 2)) || die "cannot create fa_dst"
 nb_create fa_small $((MIB / 2)) || die "cannot create fa_small"
 S=/dev/fa_src D=/dev/fa_dst
 N=$(dev_sectors $S)
