@@ -42,7 +42,7 @@ MODULE_PARM_DESC(debug_skip_dest_flush,
 static unsigned int debug_flush_endio_delay_ms;
 module_param(debug_flush_endio_delay_ms, uint, 0644);
 MODULE_PARM_DESC(debug_flush_endio_delay_ms,
-		 "Test only: spin this long (at most 2000 ms) in a destination flush's completion, in its context, after it completed the guest flushes it covered, to widen the window in which teardown could free the target under it");
+		 "Test only: spin this long (at most 5000 ms) in a destination flush's completion, in its context, after it completed the guest flushes it covered, to widen the window in which teardown could free the target under it");
 #else
 #define debug_skip_dest_flush false
 #define debug_flush_endio_delay_ms 0U
@@ -1022,7 +1022,7 @@ static void fm_dest_flush_endio(struct bio *bio)
 		fm_leg_done(io);
 	}
 	if (READ_ONCE(debug_flush_endio_delay_ms))
-		mdelay(min(READ_ONCE(debug_flush_endio_delay_ms), 2000U));
+		mdelay(min(READ_ONCE(debug_flush_endio_delay_ms), 5000U));
 
 	/* The last touch of @fm: teardown may free it once this is seen. */
 	spin_lock_irqsave(&fm->lock, flags);

@@ -48,7 +48,7 @@ else
 		fm_create f41 /dev/f41s /dev/f41d 256 || die "cannot create f41"
 		wait_phase f41 synced 60 || die "round $i: not synced (${ST_RAW:-})"
 		df0=$(flush_count /dev/f41d)
-		[ "$i" = 0 ] || echo 1500 >"$PARAM"
+		[ "$i" = 0 ] || echo 4000 >"$PARAM"
 		dd if=/dev/urandom of=/dev/mapper/f41 bs=4k count=1 seek=$((i * 7)) \
 			oflag=direct conv=fsync status=none || bad=$((bad + 1))
 		# the completion that answered the fsync is still spinning now
