@@ -43,9 +43,20 @@ static unsigned int debug_flush_endio_delay_ms;
 module_param(debug_flush_endio_delay_ms, uint, 0644);
 MODULE_PARM_DESC(debug_flush_endio_delay_ms,
 		 "Test only: spin this long (at most 5000 ms) in a destination flush's completion, in its context, after it completed the guest flushes it covered, to widen the window in which teardown could free the target under it");
+
+/* In a destination flush's completion, after it answered the guests. */
+static void fm_debug_endio_delay(void)
+{
+	unsigned int ms = READ_ONCE(debug_flush_endio_delay_ms);
+
+	if (ms)
+		mdelay(min(ms, 5000U));
+}
 #else
 #define debug_skip_dest_flush false
-#define debug_flush_endio_delay_ms 0U
+static inline void fm_debug_endio_delay(void)
+{
+}
 #endif
 
 /* ------------------------------------------------------------------------
@@ -1021,8 +1032,7 @@ static void fm_dest_flush_endio(struct bio *bio)
 		list_del_init(&io->list);
 		fm_leg_done(io);
 	}
-	if (READ_ONCE(debug_flush_endio_delay_ms))
-		mdelay(min(READ_ONCE(debug_flush_endio_delay_ms), 5000U));
+	fm_debug_endio_delay();
 
 	/* The last touch of @fm: teardown may free it once this is seen. */
 	spin_lock_irqsave(&fm->lock, flags);
