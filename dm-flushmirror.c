@@ -18,7 +18,6 @@
 #include <linux/bio.h>
 #include <linux/bitmap.h>
 #include <linux/blkdev.h>
-#include <linux/delay.h>
 #include <linux/device-mapper.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/hashtable.h>
@@ -42,21 +41,9 @@ MODULE_PARM_DESC(debug_skip_dest_flush,
 static unsigned int debug_flush_endio_delay_ms;
 module_param(debug_flush_endio_delay_ms, uint, 0644);
 MODULE_PARM_DESC(debug_flush_endio_delay_ms,
-		 "Test only: spin this long (at most 5000 ms) in a destination flush's completion, in its context, after it completed the guest flushes it covered, to widen the window in which teardown could free the target under it");
-
-/* In a destination flush's completion, after it answered the guests. */
-static void fm_debug_endio_delay(void)
-{
-	unsigned int ms = READ_ONCE(debug_flush_endio_delay_ms);
-
-	if (ms)
-		mdelay(min(ms, 5000U));
-}
+		 "Test only: end a destination flush's completion this long (at most 5000 ms) after it completed the guest flushes it covered, from a work item, to widen the window in which teardown could free the target under it");
 #else
 #define debug_skip_dest_flush false
-static inline void fm_debug_endio_delay(void)
-{
-}
 #endif
 
 /* ------------------------------------------------------------------------
@@ -999,6 +986,60 @@ static void fm_own_flush_endio(struct bio *clone)
 	fm_leg_done(io);
 }
 
+/* The end of a destination flush's completion: its last touch of @fm. */
+static void fm_dflush_release(struct flushmirror_c *fm)
+{
+	unsigned long flags;
+
+	/* Teardown may free @fm once this is seen. */
+	spin_lock_irqsave(&fm->lock, flags);
+	fm->dflush_bios--;
+	wake_up_all(&fm->wait);
+	spin_unlock_irqrestore(&fm->lock, flags);
+}
+
+#ifdef CONFIG_DM_FLUSHMIRROR_DEBUG
+struct fm_debug_tail {
+	struct delayed_work dw;
+	struct flushmirror_c *fm;
+};
+
+static void fm_debug_tail_fn(struct work_struct *work)
+{
+	struct fm_debug_tail *t = container_of(to_delayed_work(work),
+					       struct fm_debug_tail, dw);
+
+	fm_dflush_release(t->fm);
+	kfree(t);
+}
+
+/*
+ * fm_debug_defer_release - with debug_flush_endio_delay_ms set, end this
+ * completion later from a work item (it still holds @fm until then).
+ * Return: true if it did, and the caller must not release.
+ */
+static bool fm_debug_defer_release(struct flushmirror_c *fm)
+{
+	unsigned int ms = READ_ONCE(debug_flush_endio_delay_ms);
+	struct fm_debug_tail *t;
+
+	if (!ms)
+		return false;
+	t = kmalloc(sizeof(*t), GFP_ATOMIC);
+	if (!t)
+		return false;
+	t->fm = fm;
+	INIT_DELAYED_WORK(&t->dw, fm_debug_tail_fn);
+	schedule_delayed_work(&t->dw, msecs_to_jiffies(min(ms, 5000U)));
+	return true;
+}
+#else
+static inline bool fm_debug_defer_release(struct flushmirror_c *fm)
+{
+	return false;
+}
+#endif
+
 /*
  * fm_dest_flush_endio - a shared destination flush completed: move WF and
  * release the guest flushes it covers.
@@ -1032,13 +1073,8 @@ static void fm_dest_flush_endio(struct bio *bio)
 		list_del_init(&io->list);
 		fm_leg_done(io);
 	}
-	fm_debug_endio_delay();
-
-	/* The last touch of @fm: teardown may free it once this is seen. */
-	spin_lock_irqsave(&fm->lock, flags);
-	fm->dflush_bios--;
-	wake_up_all(&fm->wait);
-	spin_unlock_irqrestore(&fm->lock, flags);
+	if (!fm_debug_defer_release(fm))
+		fm_dflush_release(fm);
 }
 
 /*
