@@ -143,11 +143,17 @@ bg_start() {	# bg_start CMD...: run in background, pid in $BG_PID
 # ---------------------------------------------------------------- block devices
 
 # dev_sysdir DEV: /sys/dev/block/M:m of a block device node
-dev_sysdir() {
+# devno DEV: major:minor of a block device node
+devno() {
 	local t
 	t=$(stat -L -c '%t %T' "$1" 2>/dev/null) || return 1
 	set -- $t
-	echo "/sys/dev/block/$((0x$1)):$((0x$2))"
+	echo "$((0x$1)):$((0x$2))"
+}
+dev_sysdir() {
+	local n
+	n=$(devno "$1") || return 1
+	echo "/sys/dev/block/$n"
 }
 
 # dev_stat DEV FIELD: field (1-based) of the block device's stat file.
@@ -246,6 +252,26 @@ dm_remove() {
 dm_reload() {
 	timeout 60 dmsetup load "$1" --table "$2" &&
 	timeout 60 dmsetup resume "$1"
+}
+
+# suspended NAME: the dm device is suspended
+suspended() { dmsetup info "$1" 2>/dev/null | grep -q SUSPENDED; }
+# tfield NAME N: the Nth word of the device's live table
+tfield() { local f=$2; set -- $(dmsetup table "$1"); eval echo "\${$f:-}"; }
+# is_linear_on NAME DEV: the live table of NAME maps DEV alone, 1:1
+is_linear_on() {
+	local t
+	t=$(dmsetup table "$1")
+	set -- $t "$2"
+	[ $# -eq 6 ] && [ "$1" = 0 ] && [ "$3" = linear ] &&
+		[ "$4" = "$(devno "$6")" ] && [ "$5" = 0 ]
+}
+# run_fm CMD...: run a command (the admin command, say), its output in
+# $OUT (also shown), its status in $RC
+run_fm() {
+	OUT=$(timeout 120 "$@" 2>&1)
+	RC=$?
+	echo "$OUT" | sed 's/^/# | /'
 }
 
 dm_events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }

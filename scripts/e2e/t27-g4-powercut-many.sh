@@ -38,39 +38,12 @@ blk() { printf '%-4095s\n' "$1"; }
 # probability 1/3, fsync and record how many blocks that fsync covers.
 # Python (the host's, through hostfs): a dd per block is too slow in UML.
 PY=/usr/bin/python3
-cat >$E2E_TMP/writer.py <<'PYEOF'
-import mmap, os, random, sys
-dev, k, j, area, seed, tmp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-rnd = random.Random(seed)
-fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
-buf = mmap.mmap(-1, 4096)
-for i in range(area):
-    buf.seek(0)
-    buf.write(("cut %d job %d seq %d" % (k, j, i)).ljust(4095).encode() + b"\n")
-    os.pwrite(fd, buf, (j * area + i) * 4096)
-    if rnd.random() < 1 / 3:
-        os.fsync(fd)
-        with open("%s/cov.%d.tmp" % (tmp, j), "w") as f:
-            f.write("%d\n" % (i + 1))
-        os.replace("%s/cov.%d.tmp" % (tmp, j), "%s/cov.%d" % (tmp, j))
-PYEOF
-# check.py DEV K AREA COV0 COV1...: blocks lost among the covered ones
-cat >$E2E_TMP/check.py <<'PYEOF'
-import sys
-dev, k, area = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lost = 0
-with open(dev, "rb", buffering=0) as f:
-    for j, cov in enumerate(map(int, sys.argv[4:])):
-        f.seek(j * area * 4096)
-        got = f.read(cov * 4096)
-        for i in range(cov):
-            want = ("cut %d job %d seq %d" % (k, j, i)).ljust(4095).encode() + b"\n"
-            lost += got[i * 4096:(i + 1) * 4096] != want
-print(lost)
-PYEOF
+WRITER=$(dirname "$0")/powercut-writer.py
+CHECK=$(dirname "$0")/powercut-check.py
+# powercut-check.py DEV K AREA COV0 COV1...: blocks lost among the covered ones
 writer() {
 	if [ -x $PY ]; then
-		exec $PY $E2E_TMP/writer.py $M $1 $2 $AREA $((SEED * 100 + $1 * 10 + $2)) $E2E_TMP
+		exec $PY $WRITER $M $1 $2 $AREA $((SEED * 100 + $1 * 10 + $2)) $E2E_TMP
 	fi
 	local k=$1 j=$2 i=0
 	RANDOM=$((SEED * 100 + k * 10 + j))
@@ -115,7 +88,7 @@ stop_writers() {
 # CUT_LOST (one python for every writer: its start-up is slow in UML);
 # returns 1 when the check itself failed
 check_lost() {
-	CUT_LOST=$($PY $E2E_TMP/check.py $1 $2 $AREA "${COV[@]:0:$3}") ||
+	CUT_LOST=$($PY $CHECK $1 $2 $AREA "${COV[@]:0:$3}") ||
 		{ CUT_ERR+="check failed: $CUT_LOST"; return 1; }
 }
 # heal SECONDS: a fresh synced copy with the writers' areas discarded, for

@@ -44,14 +44,6 @@ N=$(dev_sectors /dev/fb_src)
 dm_create fb_vm "0 $N linear /dev/fb_src 0" || die "cannot create the VM disk"
 FM_ATEXIT+=("dm_remove fb_vm-fmsrc")
 
-# devno DEV: decimal major:minor
-devno() {
-	local t
-	t=$(stat -L -c '%t %T' "$1") || return 1
-	set -- $t
-	echo "$((0x$1)):$((0x$2))"
-}
-
 # snapshot VM DST: what a refusal must leave as it is
 snapshot() {
 	SNAP_VM=$1 SNAP_DST=$2

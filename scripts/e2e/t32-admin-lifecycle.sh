@@ -49,21 +49,7 @@ dm_create fc_vm "0 $N linear /dev/fc_a 0" || die "cannot create fc_vm"
 V=/dev/mapper/fc_vm
 FM_ATEXIT+=("dm_remove fc_vm-fmsrc" "dm_remove fc_vm2-fmsrc" "dm_remove fc_vs-fmsrc")
 
-devno() {
-	local t
-	t=$(stat -L -c '%t %T' "$1") || return 1
-	set -- $t
-	echo "$((0x$1)):$((0x$2))"
-}
-suspended() { dmsetup info "$1" 2>/dev/null | grep -q SUSPENDED; }
-tfield() { local f=$2; set -- $(dmsetup table "$1"); eval echo "\${$f:-}"; }
 
-# run_fm OUTVAR-less: run the command, its output in $OUT (also shown), $RC
-run_fm() {
-	OUT=$(timeout 120 "$@" 2>&1)
-	RC=$?
-	echo "$OUT" | sed 's/^/# | /'
-}
 
 # expect_fail CHECK REGEX... : the last run_fm failed with exit 1 and its
 # output matches every REGEX (extended, case-insensitive)

@@ -230,35 +230,8 @@ info "time: G4 starts at ${SECONDS} s"
 export FM_LEN=$((8 * 2048))
 AREA=512
 PY=/usr/bin/python3
-cat >$E2E_TMP/writer.py <<'PYEOF'
-import mmap, os, random, sys
-dev, k, j, area, seed, tmp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-rnd = random.Random(seed)
-fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
-buf = mmap.mmap(-1, 4096)
-for i in range(area):
-    buf.seek(0)
-    buf.write(("cut %d job %d seq %d" % (k, j, i)).ljust(4095).encode() + b"\n")
-    os.pwrite(fd, buf, (j * area + i) * 4096)
-    if rnd.random() < 1 / 3:
-        os.fsync(fd)
-        with open("%s/cov.%d.tmp" % (tmp, j), "w") as f:
-            f.write("%d\n" % (i + 1))
-        os.replace("%s/cov.%d.tmp" % (tmp, j), "%s/cov.%d" % (tmp, j))
-PYEOF
-cat >$E2E_TMP/check.py <<'PYEOF'
-import sys
-dev, k, area = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lost = 0
-with open(dev, "rb", buffering=0) as f:
-    for j, cov in enumerate(map(int, sys.argv[4:])):
-        f.seek(j * area * 4096)
-        got = f.read(cov * 4096)
-        for i in range(cov):
-            want = ("cut %d job %d seq %d" % (k, j, i)).ljust(4095).encode() + b"\n"
-            lost += got[i * 4096:(i + 1) * 4096] != want
-print(lost)
-PYEOF
+WRITER=$(dirname "$0")/powercut-writer.py
+CHECK=$(dirname "$0")/powercut-check.py
 RANDOM=37
 
 # reconnect: a new NBD connection under fmr_dl (the old one is dead or
@@ -293,7 +266,7 @@ cut() {
 	WPIDS=()
 	for ((j = 0; j < jobs; j++)); do
 		echo 0 >$E2E_TMP/cov.$j
-		$PY $E2E_TMP/writer.py $M $k $j $AREA $((k * 10 + j)) $E2E_TMP &
+		$PY $WRITER $M $k $j $AREA $((k * 10 + j)) $E2E_TMP &
 		WPIDS+=($!)
 	done
 	# python starts slowly on the Debian guest: every writer covered once
@@ -313,7 +286,7 @@ cut() {
 	wait "${WPIDS[@]}" 2>/dev/null
 	fm_status fmr
 	nb_power fmr_dst 1 && wait_bdev $D 10 || { CUT_ERR+="power on failed; "; return; }
-	CUT_LOST=$($PY $E2E_TMP/check.py $D $k $AREA "${COV[@]}") ||
+	CUT_LOST=$($PY $CHECK $D $k $AREA "${COV[@]}") ||
 		{ CUT_ERR+="check failed: $CUT_LOST; "; return; }
 	info "G4 cut $k ($pol, $jobs writers, after $ms ms): covered $CUT_COVERED, lost $CUT_LOST; $ST_RAW"
 	dm_remove fmr

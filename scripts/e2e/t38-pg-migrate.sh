@@ -70,12 +70,6 @@ t0=$SECONDS
 pg_template || die "initdb failed: $(tail -n 3 $PG_RUN/initdb.log | tr '\n' ' ')"
 info "initdb: $((SECONDS - t0)) s"
 
-devno() {
-	local t
-	t=$(stat -L -c '%t %T' "$1") || return 1
-	set -- $t
-	echo "$((0x$1)):$((0x$2))"
-}
 
 # vm_disk NAME: null_blk NAMEs (source) and NAMEd (destination, volatile
 # cache as large as the disk), a dm-linear /dev/mapper/NAME over NAMEs with
@@ -108,14 +102,6 @@ vm_disk() {
 	info "$n: $CLIENTS clients committing after $((SECONDS - t)) s"
 }
 
-# is_linear_on NAME DEV: the live table of NAME maps DEV alone, 1:1
-is_linear_on() {
-	local t
-	t=$(dmsetup table "$1")
-	set -- $t "$2"
-	[ $# -eq 6 ] && [ "$1" = 0 ] && [ "$3" = linear ] &&
-		[ "$4" = "$(devno "$6")" ] && [ "$5" = 0 ]
-}
 
 # at WHAT: a diagnosis line with the seconds since the test started
 at() { info "[$SECONDS s] $*"; }

@@ -52,21 +52,7 @@ dm_create fo_dd "0 $N linear /dev/fo_d2 0" || die "cannot create fo_dd"
 V=/dev/mapper/fo_vm
 FM_ATEXIT+=("dm_remove fo_vm-fmsrc" "dm_remove fo_vm2-fmsrc")
 
-devno() {
-	local t
-	t=$(stat -L -c '%t %T' "$1") || return 1
-	set -- $t
-	echo "$((0x$1)):$((0x$2))"
-}
-suspended() { dmsetup info "$1" 2>/dev/null | grep -q SUSPENDED; }
-tfield() { local f=$2; set -- $(dmsetup table "$1"); eval echo "\${$f:-}"; }
 
-# run_fm: run a command, its output in $OUT (also shown), $RC
-run_fm() {
-	OUT=$(timeout 120 "$@" 2>&1)
-	RC=$?
-	echo "$OUT" | sed 's/^/# | /'
-}
 # expect_rc CHECK RC REGEX...: the last run_fm exited RC and its output
 # matches every REGEX (extended, case-insensitive)
 expect_rc() {

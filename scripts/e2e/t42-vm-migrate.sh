@@ -55,19 +55,6 @@ FM_ATEXIT+=('[ -z "$VM_PID" ] || { kill -KILL $VM_PID; wait $VM_PID; } 2>/dev/nu
 
 at() { info "[$SECONDS s] $*"; }
 sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
-devno() {
-	local t
-	t=$(stat -L -c '%t %T' "$1") || return 1
-	set -- $t
-	echo "$((0x$1)):$((0x$2))"
-}
-is_linear_on() {
-	local t
-	t=$(dmsetup table "$1")
-	set -- $t "$2"
-	[ $# -eq 6 ] && [ "$1" = 0 ] && [ "$3" = linear ] &&
-		[ "$4" = "$(devno "$6")" ] && [ "$5" = 0 ]
-}
 # acks_since LINE: records acknowledged in the VM's output after line LINE
 acks_since() { tail -n +$(($1 + 1)) "$VM_DIR/out" | grep -c '^ack '; }
 out_lines() { wc -l <"$VM_DIR/out"; }
