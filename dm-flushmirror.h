@@ -8,7 +8,7 @@
  * the four generation counters that decide when a guest flush needs a
  * destination flush, the region map of the background copy, the copy
  * throttle and the parsed constructor arguments.  The helpers that change
- * them live in dm-flushmirror.c, take no locks and never sleep; the target
+ * them live in dm-flushmirror-target.c, take no locks and never sleep; the target
  * calls them with &flushmirror_c.lock held, and the KUnit suites call them
  * directly.
  */

@@ -5,7 +5,7 @@
  *
  * Copyright (C) 2026 The dm-flushmirror authors
  *
- * dm-flushmirror.c includes this file at its end when
+ * dm-flushmirror-target.c includes this file at its end when
  * CONFIG_DM_FLUSHMIRROR_KUNIT_TEST is set, so the suites call the static
  * helpers directly, with no block device behind them.
  */

@@ -120,7 +120,7 @@ for ph in ${phases//,/ }; do
 	)
 	# the host is shared: keep what else ran, for reading the spread
 	{ echo "kernel $LINUX $(stat -c %y "$LINUX")"
-	  echo "module source now (repo commit, tree overlay sha1; the kernel may be older, see its date): $(git -C "$FM_REPO" log -1 --format=%h -- dm-flushmirror.c dm-flushmirror.h 2>/dev/null) $(sha1sum "$FM_TREE/drivers/md/flushmirror/dm-flushmirror.c" 2>/dev/null | cut -c1-12)"
+	  echo "module source now (repo commit, tree overlay sha1; the kernel may be older, see its date): $(git -C "$FM_REPO" log -1 --format=%h -- dm-flushmirror-target.c dm-flushmirror.h 2>/dev/null) $(sha1sum "$FM_TREE/drivers/md/flushmirror/dm-flushmirror-target.c" 2>/dev/null | cut -c1-12)"
 	  echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
 	  ps -eo pcpu,etime,comm --sort=-pcpu | head -n 6; } >"$res/host.txt"
 	log "bench $ph: booting $LINUX (mem=$mem, timeout ${tmo}s, results $res)"

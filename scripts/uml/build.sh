@@ -6,7 +6,7 @@
 #
 #  1. apt-get installs what is missing (a quick dpkg -s check otherwise);
 #  2. unpacks Debian's linux-source-6.12 into .build/linux-source-6.12;
-#  3. overlays the module (dm-flushmirror.[ch], Kconfig, Kbuild, kunit/) into
+#  3. overlays the module (dm-flushmirror-*.c, dm-flushmirror*.h, Kconfig, Kbuild, kunit/) into
 #     drivers/md/flushmirror/ (only changed files are copied: make stays
 #     incremental) and hooks it into drivers/md/{Kconfig,Makefile} once;
 #  4. kunit.py build + exec with --build_dir=.build/uml and the repo's

@@ -11,7 +11,7 @@ FM_SRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 # The module's files that are overlaid into the kernel tree / copied for
 # out-of-tree builds.
-FM_MODULE_FILES=(dm-flushmirror.c dm-flushmirror.h Kconfig Kbuild kunit)
+FM_MODULE_FILES=(dm-flushmirror-target.c dm-flushmirror.h Kconfig Kbuild kunit)
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -271,7 +271,7 @@ fm_prepare_tree() {
 		rm -rf "$FM_BUILD/unpack.tmp"
 	fi
 	fm_apply_patches "$FM_TREE" || die "cannot patch $FM_TREE"
-	for f in Kconfig Kbuild dm-flushmirror.c; do
+	for f in Kconfig Kbuild dm-flushmirror-target.c; do
 		[ -f "$FM_REPO/$f" ] || die "$FM_REPO/$f missing"
 	done
 	mkdir -p "$dest" || die "cannot make $dest"
