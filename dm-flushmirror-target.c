@@ -14,6 +14,7 @@
  */
 
 #include "dm-flushmirror.h"
+#include "dm-flushmirror-metadata.h"
 
 #include <linux/bio.h>
 #include <linux/bitmap.h>
@@ -25,9 +26,11 @@
 #include <linux/log2.h>
 #include <linux/math64.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/timekeeping.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
@@ -42,8 +45,13 @@ static unsigned int debug_flush_endio_delay_ms;
 module_param(debug_flush_endio_delay_ms, uint, 0644);
 MODULE_PARM_DESC(debug_flush_endio_delay_ms,
 		 "Test only: end a destination flush's completion this long (at most 5000 ms) after it completed the guest flushes it covered, from a work item, to widen the window in which teardown could free the target under it");
+static bool debug_md_skip_flush;
+module_param(debug_md_skip_flush, bool, 0644);
+MODULE_PARM_DESC(debug_md_skip_flush,
+		 "Test only: metadata checkpoints commit without flushing the legs first, to prove the crash tests detect a map that claims too much");
 #else
 #define debug_skip_dest_flush false
+#define debug_md_skip_flush false
 #endif
 
 /* ------------------------------------------------------------------------
@@ -397,12 +405,16 @@ static const char *fm_policy_name(enum fm_policy policy)
 static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			     char **error)
 {
-	enum { NOSYNC, FLUSH_POLICY, COPY_RATE, COPY_JOBS, NR_FEATURES };
+	enum { NOSYNC, FLUSH_POLICY, COPY_RATE, COPY_JOBS, METADATA,
+	       DISCARD_MD, CHECKPOINT, NR_FEATURES };
 	static const char * const names[NR_FEATURES] = {
 		[NOSYNC] = "nosync",
 		[FLUSH_POLICY] = "flush_policy",
 		[COPY_RATE] = "copy_rate",
 		[COPY_JOBS] = "copy_jobs",
+		[METADATA] = "metadata",
+		[DISCARD_MD] = "discard_metadata",
+		[CHECKPOINT] = "checkpoint_interval",
 	};
 	unsigned int argc, seen = 0, i;
 	const char *name;
@@ -412,10 +424,13 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 	cfg->policy = FM_POLICY_GENERATION;
 	cfg->copy_rate = 0;
 	cfg->copy_jobs = FM_DEFAULT_COPY_JOBS;
+	cfg->md_path = NULL;
+	cfg->discard_md = false;
+	cfg->checkpoint = FM_DEFAULT_CHECKPOINT;
 
 	if (!as->argc)
 		return 0;
-	r = fm_read_uint(as, 0, 7, &argc,
+	r = fm_read_uint(as, 0, 12, &argc,
 			 "Invalid number of feature arguments", error);
 	if (r)
 		return r;
@@ -442,6 +457,10 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			cfg->nosync = true;
 			continue;
 		}
+		if (i == DISCARD_MD) {
+			cfg->discard_md = true;
+			continue;
+		}
 		if (!argc--) {
 			*error = "Feature argument lacks its value";
 			return -EINVAL;
@@ -464,9 +483,22 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 					 "Invalid copy_jobs: expected 1 to 64",
 					 error);
 			break;
+		case METADATA:
+			cfg->md_path = dm_shift_arg(as);
+			break;
+		case CHECKPOINT:
+			r = fm_read_uint(as, 1, FM_MAX_CHECKPOINT,
+					 &cfg->checkpoint,
+					 "Invalid checkpoint_interval: expected 1 to 3600 seconds",
+					 error);
+			break;
 		}
 		if (r)
 			return r;
+	}
+	if (!cfg->md_path && (seen & (BIT(DISCARD_MD) | BIT(CHECKPOINT)))) {
+		*error = "discard_metadata and checkpoint_interval need the metadata feature";
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -723,6 +755,30 @@ struct fm_dflush {
  * @wait: woken, under @lock, when a copy job or a shared flush ends
  *	(suspend waits with wait_event_lock_irq(): a completion's wake-up is
  *	its last touch of @fm)
+ * @md_failed: a metadata commit failed: the target stops committing and
+ *	holding writes (under @lock)
+ * @md_waiting: writes that wait for a commit to record their region's
+ *	intent, linked through fm_io::list (under @lock)
+ * @md_touched: regions a write started on, or waits to start on, since
+ *	the last checkpoint began (under @lock)
+ * @md_unsafe: regions that the metadata device records, or may be
+ *	recording, as copied without intent: a write to one waits on
+ *	@md_waiting (under @lock)
+ * @md_commits: commits since the load (under @lock, for the status)
+ * @md_commit_time: wall-clock seconds of the last commit (under @lock)
+ * @md_held: writes that waited on @md_waiting (under @lock)
+ * @md_kept: regions the metadata let the load keep as copied
+ * @md_dev: the metadata device, NULL without the metadata feature
+ * @md: the open metadata (dm-flushmirror-metadata.c)
+ * @md_mutex: serialises commits: @md_work and the last checkpoint of a
+ *	suspend; protects the md_* scratch bitmaps and @md_next
+ * @md_work: commits what @md_waiting needs, and checkpoints every
+ *	cfg.checkpoint seconds
+ * @md_next: jiffies of the next checkpoint
+ * @md_snap: scratch: rg.copied when a checkpoint began
+ * @md_keep: scratch: regions with writes in flight when it began
+ * @md_new_copied: scratch: the copied bits a commit writes
+ * @md_new_intent: scratch: the intent bits a commit writes
  */
 struct flushmirror_c {
 	struct dm_target *ti;
@@ -763,6 +819,24 @@ struct flushmirror_c {
 	struct dm_kcopyd_client *kcopyd;
 	struct bio_set bs;
 	wait_queue_head_t wait;
+
+	bool md_failed;		/* under @lock, as the next five */
+	struct list_head md_waiting;
+	unsigned long *md_touched;
+	unsigned long *md_unsafe;
+	u64 md_commits;
+	u64 md_commit_time;
+	u64 md_held;
+	unsigned long md_kept;
+	struct dm_dev *md_dev;
+	struct fm_md *md;
+	struct mutex md_mutex;	/* serialises commits, see above */
+	struct delayed_work md_work;
+	unsigned long md_next;
+	unsigned long *md_snap;
+	unsigned long *md_keep;
+	unsigned long *md_new_copied;
+	unsigned long *md_new_intent;
 };
 
 static const char * const fm_phase_names[] = {
@@ -838,6 +912,28 @@ static void fm_queue_dest_flush(struct flushmirror_c *fm, bool sync)
 	fm->flush_queued++;
 	fm->sync_queued |= sync;
 	queue_work(fm->wq, &fm->flush_work);
+}
+
+/*
+ * fm_md_hold - with a metadata device, may the write @io start now?
+ * It may unless its region is recorded (or may be being recorded) as
+ * copied without intent: then a crash while it is on one leg only would
+ * leave a region that the next load keeps though the legs differ.  Such
+ * a write waits on md_waiting until fm_md_work() commits the intent.
+ * Either way the region counts as touched, so the next commit keeps (or
+ * sets) its intent.
+ * Return: true if @io was queued to wait.
+ * Context: any, with fm->lock held.
+ */
+static bool fm_md_hold(struct flushmirror_c *fm, struct fm_io *io)
+{
+	__set_bit(io->region, fm->md_touched);
+	if (fm->md_failed || !test_bit(io->region, fm->md_unsafe))
+		return false;
+	fm->md_held++;
+	list_add_tail(&io->list, &fm->md_waiting);
+	mod_delayed_work(fm->wq, &fm->md_work, 0);
+	return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -1192,32 +1288,37 @@ static int fm_map_flush(struct flushmirror_c *fm, struct fm_io *io,
 }
 
 /*
- * fm_route_write - send a guest write where the region map says.
+ * fm_route_write - send a guest write where the region map says, once
+ * the metadata (if any) allows it to start.
  * Return: DM_MAPIO_REMAPPED if the caller must send @bio to the source,
  * else DM_MAPIO_SUBMITTED (held, or waiting for the copy of its region).
- * Context: process (map, or the end of a copy job).
+ * Context: process (map, the end of a copy job, or a metadata commit).
  */
 static int fm_route_write(struct flushmirror_c *fm, struct fm_io *io,
 			  struct bio *bio)
 {
 	struct bio *src, *dst;
+	enum fm_route route;
 	struct fm_job *job;
 
 	spin_lock_irq(&fm->lock);
-	switch (fm_region_route(&fm->rg, io->region, fm->phase == FM_FAILED)) {
-	case FM_ROUTE_DEFER:
+	route = fm_region_route(&fm->rg, io->region, fm->phase == FM_FAILED);
+	if (route == FM_ROUTE_DEFER) {
 		job = fm_find_job(fm, io->region);
 		list_add_tail(&io->list, &job->waiting);
 		spin_unlock_irq(&fm->lock);
 		return DM_MAPIO_SUBMITTED;
-	case FM_ROUTE_SOURCE:
+	}
+	if (fm->md && fm_md_hold(fm, io)) {
+		spin_unlock_irq(&fm->lock);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (route == FM_ROUTE_SOURCE) {
 		io->kind = FM_IO_SOURCE;
 		hash_add(fm->inflight, &io->node, io->region);
 		spin_unlock_irq(&fm->lock);
 		bio_set_dev(bio, fm->src->bdev);
 		return DM_MAPIO_REMAPPED;
-	case FM_ROUTE_MIRROR:
-		break;
 	}
 	io->kind = FM_IO_MIRROR;
 	io->dst_fua = fm->gen.in_sync;
@@ -1505,6 +1606,179 @@ static void fm_copy_work(struct work_struct *ws)
 		fm_submit_copy(fm, ready[i]);
 }
 
+/* ------------------------------------------------------------------------
+ * The metadata of a resumable migration (the metadata feature).
+ *
+ * A commit writes, per region, "copied" and "intent" (the rules are those
+ * of fm_md_next_state()).  Two kinds:
+ *   - an intent commit, as soon as a write waits on md_waiting: it adds
+ *     intent for the touched regions and clears no bit but those of
+ *     regions no longer copied; it needs no flush of the legs;
+ *   - a checkpoint, every cfg.checkpoint seconds while something changed,
+ *     and at every suspend: it snapshots the copied regions and the
+ *     regions with writes in flight, flushes both legs, then records what
+ *     the flush made durable: new copied regions, and intent cleared
+ *     where no write has been since the snapshot.
+ * Only fm_md_work() and fm_postsuspend() commit, under md_mutex.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * fm_md_release - after a commit, route the writes that waited for it and
+ * that may start now; the others wait for the next commit.
+ * Context: process, with md_mutex held.
+ */
+static void fm_md_release(struct flushmirror_c *fm)
+{
+	struct fm_io *io, *tmp;
+	LIST_HEAD(ready);
+
+	spin_lock_irq(&fm->lock);
+	list_for_each_entry_safe(io, tmp, &fm->md_waiting, list)
+		if (fm->md_failed || !test_bit(io->region, fm->md_unsafe))
+			list_move_tail(&io->list, &ready);
+	spin_unlock_irq(&fm->lock);
+
+	list_for_each_entry_safe(io, tmp, &ready, list) {
+		list_del_init(&io->list);
+		if (fm_route_write(fm, io, fm_io_bio(io)) == DM_MAPIO_REMAPPED)
+			dm_submit_bio_remap(fm_io_bio(io), NULL);
+	}
+}
+
+/*
+ * fm_md_commit_state - compute the next state and commit it.
+ * @snap: rg.copied when the flush this commit relies on was issued, or
+ *	NULL for an intent commit (no flush: rg.copied now is used)
+ * @flushed: that flush completed on both legs
+ * A failed commit ends the metadata: the map on the device may no longer
+ * be complete, so the destination is failed too and the status says so.
+ * Context: process, with md_mutex held.
+ */
+static void fm_md_commit_state(struct flushmirror_c *fm,
+			       const unsigned long *snap, bool flushed)
+{
+	unsigned long nr = fm->rg.nr;
+	struct fm_io *io;
+	int r;
+
+	spin_lock_irq(&fm->lock);
+	if (fm->md_failed) {
+		spin_unlock_irq(&fm->lock);
+		return;
+	}
+	/* a write that waits has not started: it is touched all the same */
+	list_for_each_entry(io, &fm->md_waiting, list)
+		__set_bit(io->region, fm->md_touched);
+	fm_md_next_state(nr, fm->md, snap ? snap : fm->rg.copied,
+			 fm->rg.copied, fm->md_touched,
+			 snap ? fm->md_keep : NULL, flushed,
+			 fm->md_new_copied, fm->md_new_intent);
+	/* while it is written, either state may be the one on the disk */
+	fm_md_mark_unsafe(fm->md_unsafe, fm->md_new_copied,
+			  fm->md_new_intent, nr);
+	spin_unlock_irq(&fm->lock);
+
+	r = fm_md_commit(fm->md, fm->md_new_copied, fm->md_new_intent);
+
+	spin_lock_irq(&fm->lock);
+	if (r) {
+		DMERR("%s: metadata commit failed (%d): not resumable, destination failed",
+		      dm_table_device_name(fm->ti->table), r);
+		fm->md_failed = true;
+		fm_dest_failed(fm);
+	} else {
+		bitmap_zero(fm->md_unsafe, nr);
+		fm_md_mark_unsafe(fm->md_unsafe, fm->md_new_copied,
+				  fm->md_new_intent, nr);
+		fm->md_commits = fm->md->commits;
+		fm->md_commit_time = fm->md->commit_time;
+	}
+	spin_unlock_irq(&fm->lock);
+	fm_md_release(fm);
+}
+
+/*
+ * fm_md_checkpoint - make the copy's progress and the writes' durability
+ * known to the metadata (see above).  Nothing is done when the device
+ * already records the copied regions and no intent.
+ * Context: process, with md_mutex held.
+ */
+static void fm_md_checkpoint(struct flushmirror_c *fm)
+{
+	unsigned long nr = fm->rg.nr;
+	bool flushed, dst_ok, idle;
+	struct fm_io *io;
+	unsigned int bkt;
+
+	spin_lock_irq(&fm->lock);
+	idle = fm->md_failed ||
+	       (list_empty(&fm->md_waiting) &&
+		bitmap_equal(fm->rg.copied, fm->md->copied, nr) &&
+		bitmap_empty(fm->md->intent, nr));
+	if (idle) {
+		spin_unlock_irq(&fm->lock);
+		return;
+	}
+	bitmap_copy(fm->md_snap, fm->rg.copied, nr);
+	bitmap_zero(fm->md_keep, nr);
+	hash_for_each(fm->inflight, bkt, io, node)
+		__set_bit(io->region, fm->md_keep);
+	bitmap_zero(fm->md_touched, nr);
+	dst_ok = fm->phase != FM_FAILED;
+	if (dst_ok && !debug_md_skip_flush)
+		fm->dest_flushes++;
+	spin_unlock_irq(&fm->lock);
+
+	if (debug_md_skip_flush) {
+		flushed = true;
+	} else {
+		flushed = !blkdev_issue_flush(fm->src->bdev) && dst_ok;
+		if (dst_ok && blkdev_issue_flush(fm->dst->bdev)) {
+			flushed = false;
+			spin_lock_irq(&fm->lock);
+			fm->recopy_all = true;
+			fm_dest_failed(fm);
+			spin_unlock_irq(&fm->lock);
+		}
+	}
+	fm_md_commit_state(fm, fm->md_snap, flushed);
+}
+
+/*
+ * fm_md_work - intent commits for the writes that wait, and the periodic
+ * checkpoint.  Re-arms itself for the next checkpoint.
+ * Context: process (fm->wq).
+ */
+static void fm_md_work(struct work_struct *ws)
+{
+	struct flushmirror_c *fm = container_of(to_delayed_work(ws),
+						struct flushmirror_c, md_work);
+	bool waiting;
+
+	mutex_lock(&fm->md_mutex);
+	if (time_after_eq(jiffies, fm->md_next)) {
+		fm_md_checkpoint(fm);
+		fm->md_next = jiffies + fm->cfg.checkpoint * HZ;
+	} else {
+		spin_lock_irq(&fm->lock);
+		waiting = !list_empty(&fm->md_waiting);
+		spin_unlock_irq(&fm->lock);
+		if (waiting)
+			fm_md_commit_state(fm, NULL, false);
+	}
+
+	spin_lock_irq(&fm->lock);
+	if (!list_empty(&fm->md_waiting))
+		mod_delayed_work(fm->wq, &fm->md_work, 0);
+	else if (!fm->md_failed)
+		queue_delayed_work(fm->wq, &fm->md_work,
+				   time_after(fm->md_next, jiffies) ?
+				   fm->md_next - jiffies : 0);
+	spin_unlock_irq(&fm->lock);
+	mutex_unlock(&fm->md_mutex);
+}
+
 /* Raise one dm event per phase change queued.  Context: workqueue. */
 static void fm_event_work(struct work_struct *ws)
 {
@@ -1541,6 +1815,15 @@ static void fm_free(struct flushmirror_c *fm)
 	kvfree(fm->rg.copied);
 	kvfree(fm->rg.busy);
 	kvfree(fm->rg.todo);
+	fm_md_free(fm->md);
+	kvfree(fm->md_touched);
+	kvfree(fm->md_unsafe);
+	kvfree(fm->md_snap);
+	kvfree(fm->md_keep);
+	kvfree(fm->md_new_copied);
+	kvfree(fm->md_new_intent);
+	if (fm->md_dev)
+		dm_put_device(fm->ti, fm->md_dev);
 	if (fm->dst)
 		dm_put_device(fm->ti, fm->dst);
 	if (fm->src)
@@ -1548,9 +1831,11 @@ static void fm_free(struct flushmirror_c *fm)
 	kfree(fm);
 }
 
+enum fm_dev_role { FM_DEV_SRC, FM_DEV_DST, FM_DEV_MD };
+
 /*
- * fm_get_leg - open one leg (@is_src: the source, else the destination),
- * refusing the flushmirror device itself: a table over its own device would
+ * fm_get_leg - open the source, the destination or the metadata device
+ * (@role), refusing the flushmirror device itself: a table over its own device would
  * send every bio back to it.  dm core refuses that since Linux 6.5, 6.1
  * does not.  The check before the open reads the argument as dm core does
  * ("major:minor", else a path), so that every kernel gives the same error;
@@ -1560,8 +1845,18 @@ static void fm_free(struct flushmirror_c *fm)
  * by fm_free().  Context: process (ctr).
  */
 static int fm_get_leg(struct dm_target *ti, const char *path,
-		      struct dm_dev **leg, bool is_src)
+		      struct dm_dev **leg, enum fm_dev_role role)
 {
+	static const char * const open_error[] = {
+		[FM_DEV_SRC] = "Cannot open source device",
+		[FM_DEV_DST] = "Cannot open destination device",
+		[FM_DEV_MD] = "Cannot open metadata device",
+	};
+	static const char * const self_error[] = {
+		[FM_DEV_SRC] = "Source is the flushmirror device itself",
+		[FM_DEV_DST] = "Destination is the flushmirror device itself",
+		[FM_DEV_MD] = "Metadata device is the flushmirror device itself",
+	};
 	dev_t self = disk_devt(dm_disk(dm_table_get_md(ti->table)));
 	unsigned int major, minor;
 	char dummy;
@@ -1576,15 +1871,13 @@ static int fm_get_leg(struct dm_target *ti, const char *path,
 	}
 	r = dm_get_device(ti, path, dm_table_get_mode(ti->table), leg);
 	if (r) {
-		ti->error = is_src ? "Cannot open source device" :
-				     "Cannot open destination device";
+		ti->error = (char *)open_error[role];
 		return r;
 	}
 	if ((*leg)->bdev->bd_dev != self)
 		return 0;
 is_self:
-	ti->error = is_src ? "Source is the flushmirror device itself" :
-			     "Destination is the flushmirror device itself";
+	ti->error = (char *)self_error[role];
 	return -EINVAL;
 }
 
@@ -1598,10 +1891,10 @@ static int fm_open_devices(struct flushmirror_c *fm, char **argv)
 	unsigned int bytes = fm->region_size << SECTOR_SHIFT;
 	int r;
 
-	r = fm_get_leg(ti, argv[0], &fm->src, true);
+	r = fm_get_leg(ti, argv[0], &fm->src, FM_DEV_SRC);
 	if (r)
 		return r;
-	r = fm_get_leg(ti, argv[1], &fm->dst, false);
+	r = fm_get_leg(ti, argv[1], &fm->dst, FM_DEV_DST);
 	if (r)
 		return r;
 	if (fm->src->bdev == fm->dst->bdev) {
@@ -1630,6 +1923,65 @@ static int fm_open_devices(struct flushmirror_c *fm, char **argv)
 		ti->error = "Destination logical block size exceeds the source's";
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * fm_md_load - open the metadata device and take from it the regions that
+ * stay copied: those recorded as copied and without intent.  Every other
+ * region is copied again.  A region kept is "unsafe" until a commit
+ * records intent for it: its first write waits for that commit.
+ * Context: process (ctr), after the region map is allocated.
+ */
+static int fm_md_load(struct flushmirror_c *fm)
+{
+	struct dm_target *ti = fm->ti;
+	unsigned long nr = fm->rg.nr, longs = BITS_TO_LONGS(nr);
+	struct fm_md_geometry geo;
+	int r;
+
+	r = fm_get_leg(ti, fm->cfg.md_path, &fm->md_dev, FM_DEV_MD);
+	if (r)
+		return r;
+	if (fm->md_dev->bdev == fm->src->bdev ||
+	    fm->md_dev->bdev == fm->dst->bdev) {
+		ti->error = "Metadata device is one of the legs";
+		return -EINVAL;
+	}
+	geo.region_size = fm->region_size;
+	geo.nr_regions = nr;
+	geo.target_len = ti->len;
+	geo.src_sectors = bdev_nr_sectors(fm->src->bdev);
+	geo.dst_sectors = bdev_nr_sectors(fm->dst->bdev);
+	r = fm_md_open(fm->md_dev->bdev, &geo, fm->cfg.discard_md, &fm->md,
+		       &ti->error);
+	if (r)
+		return r;
+
+	fm->md_touched = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->md_unsafe = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->md_snap = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->md_keep = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->md_new_copied = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	fm->md_new_intent = kvcalloc(longs, sizeof(long), GFP_KERNEL);
+	if (!fm->md_touched || !fm->md_unsafe || !fm->md_snap ||
+	    !fm->md_keep || !fm->md_new_copied || !fm->md_new_intent) {
+		ti->error = "Cannot allocate metadata bitmaps";
+		return -ENOMEM;
+	}
+	bitmap_andnot(fm->rg.copied, fm->md->copied, fm->md->intent, nr);
+	fm->md_kept = bitmap_weight(fm->rg.copied, nr);
+	fm->rg.nr_copied = fm->md_kept;
+	bitmap_copy(fm->md_unsafe, fm->rg.copied, nr);
+	fm->md_commit_time = fm->md->commit_time;
+	fm->cfg.md_path = NULL;	/* it points into the table line */
+	if (fm->md->formatted)
+		DMINFO("%s: metadata device formatted",
+		       dm_table_device_name(ti->table));
+	else
+		DMINFO("%s: metadata commit %llu: %lu of %lu regions kept, %lu to copy again",
+		       dm_table_device_name(ti->table), fm->md->seq,
+		       fm->md_kept, nr, nr - fm->md_kept);
 	return 0;
 }
 
@@ -1695,6 +2047,11 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	bitmap_fill(fm->rg.todo, fm_region_chunks(&fm->rg));
+	if (fm->cfg.md_path) {
+		r = fm_md_load(fm);
+		if (r)
+			goto bad;
+	}
 	if (fm->cfg.nosync) {
 		bitmap_set(fm->rg.copied, 0, fm->rg.nr);
 		fm->rg.nr_copied = fm->rg.nr;
@@ -1731,6 +2088,9 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	INIT_DELAYED_WORK(&fm->copy_work, fm_copy_work);
 	INIT_WORK(&fm->flush_work, fm_flush_work);
 	INIT_WORK(&fm->event_work, fm_event_work);
+	INIT_LIST_HEAD(&fm->md_waiting);
+	mutex_init(&fm->md_mutex);
+	INIT_DELAYED_WORK(&fm->md_work, fm_md_work);
 	for (i = 0; i < FM_MAX_COPY_JOBS; i++) {
 		fm->jobs[i].fm = fm;
 		INIT_LIST_HEAD(&fm->jobs[i].waiting);
@@ -1758,7 +2118,9 @@ static void fm_dtr(struct dm_target *ti)
 	struct flushmirror_c *fm = ti->private;
 
 	cancel_delayed_work_sync(&fm->copy_work);
+	cancel_delayed_work_sync(&fm->md_work);
 	flush_workqueue(fm->wq);
+	mutex_destroy(&fm->md_mutex);
 	fm_free(fm);
 }
 
@@ -1816,6 +2178,8 @@ static void fm_presuspend_undo(struct dm_target *ti)
  *      for their completions to be done with @fm and its bio set.
  *   2. If in sync and writes are not flushed yet, issue a last
  *      destination flush, and go back to 1: then WF = WM = SG.
+ *   3. With metadata, a checkpoint: a clean stop (a reboot, a reload)
+ *      keeps every region copied so far and leaves no intent behind.
  */
 static void fm_postsuspend(struct dm_target *ti)
 {
@@ -1835,14 +2199,29 @@ static void fm_postsuspend(struct dm_target *ti)
 
 		/* With none busy, a request never waits. */
 		if (act != FM_FLUSH_ISSUE)
-			return;
+			break;
 		fm_issue_dest_flush(fm, false);
+	}
+
+	if (fm->md) {
+		mutex_lock(&fm->md_mutex);
+		fm_md_checkpoint(fm);
+		mutex_unlock(&fm->md_mutex);
 	}
 }
 
 static void fm_resume(struct dm_target *ti)
 {
-	fm_restart_copier(ti->private, true);
+	struct flushmirror_c *fm = ti->private;
+
+	fm_restart_copier(fm, true);
+	if (fm->md) {
+		mutex_lock(&fm->md_mutex);
+		fm->md_next = jiffies + fm->cfg.checkpoint * HZ;
+		queue_delayed_work(fm->wq, &fm->md_work,
+				   fm->cfg.checkpoint * HZ);
+		mutex_unlock(&fm->md_mutex);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -1866,6 +2245,13 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 		       fm->gen.sg, fm->gen.wm, fm->gen.fr, fm->gen.wf,
 		       fm->guest_flushes, fm->dest_flushes, fm->dest_errors,
 		       fm->src_errors);
+		if (fm->md)
+			DMEMIT(" metadata %s %llu %lld %lu %lu %llu",
+			       fm->md_failed ? "failed" : "ok", fm->md_commits,
+			       fm->md_commit_time ? ktime_get_real_seconds() -
+			       (s64)fm->md_commit_time : -1LL,
+			       fm->md_kept, fm->rg.nr - fm->md_kept,
+			       fm->md_held);
 		spin_unlock_irq(&fm->lock);
 		break;
 
@@ -1875,7 +2261,9 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 		spin_unlock_irq(&fm->lock);
 		nfeat = cfg.nosync + 2 * (cfg.policy != FM_POLICY_GENERATION) +
 			2 * !!cfg.copy_rate +
-			2 * (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS);
+			2 * (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS) +
+			2 * !!fm->md_dev +
+			2 * (cfg.checkpoint != FM_DEFAULT_CHECKPOINT);
 		DMEMIT("%s %s %u", fm->src->name, fm->dst->name,
 		       fm->region_size);
 		if (!nfeat)
@@ -1889,6 +2277,10 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(" copy_rate %u", cfg.copy_rate);
 		if (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS)
 			DMEMIT(" copy_jobs %u", cfg.copy_jobs);
+		if (fm->md_dev)
+			DMEMIT(" metadata %s", fm->md_dev->name);
+		if (cfg.checkpoint != FM_DEFAULT_CHECKPOINT)
+			DMEMIT(" checkpoint_interval %u", cfg.checkpoint);
 		break;
 
 	case STATUSTYPE_IMA:
@@ -1942,6 +2334,10 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 	case FM_MSG_RETRY:
 		if (fm->phase != FM_FAILED) {
 			why = "retry: not failed";
+			break;
+		}
+		if (fm->md_failed) {
+			why = "retry: the metadata device failed: reload the table";
 			break;
 		}
 		if (fm->recopy_all) {

@@ -29,6 +29,8 @@
 #define FM_MAX_REGIONS		BIT(28)
 #define FM_MAX_COPY_JOBS	64U
 #define FM_DEFAULT_COPY_JOBS	8U
+#define FM_DEFAULT_CHECKPOINT	5U	/* seconds */
+#define FM_MAX_CHECKPOINT	3600U
 
 /**
  * enum fm_phase - what the target reports as its phase
@@ -152,12 +154,20 @@ struct fm_throttle {
  * @policy: the flush policy.
  * @copy_rate: KiB/s the copier may read, 0 for unlimited.
  * @copy_jobs: regions copied at once, 1..FM_MAX_COPY_JOBS.
+ * @md_path: the metadata device of "metadata <dev>", NULL without it;
+ *	points into the table line, so only valid while it is loaded.
+ * @discard_md: "discard_metadata": format the metadata device whatever it
+ *	holds (acts at the load; not printed back in the table).
+ * @checkpoint: seconds between checkpoints of the metadata.
  */
 struct fm_config {
 	bool nosync;
 	enum fm_policy policy;
 	unsigned int copy_rate;
 	unsigned int copy_jobs;
+	const char *md_path;
+	bool discard_md;
+	unsigned int checkpoint;
 };
 
 #endif /* DM_FLUSHMIRROR_H */

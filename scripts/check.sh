@@ -147,7 +147,7 @@ ok() { echo "PASS: $1"; bp=$((bp + 1)); }
 ko() { echo "FAIL: $1: $2"; bf=$((bf + 1)); }
 
 have_src=1
-for f in dm-flushmirror-target.c dm-flushmirror.h Kbuild; do
+for f in dm-flushmirror-target.c dm-flushmirror-metadata.c dm-flushmirror.h dm-flushmirror-metadata.h Kbuild; do
 	[ -f "$f" ] || { have_src=0; log "module source $f missing"; }
 done
 
@@ -183,7 +183,9 @@ oot_build "sparse-6.12" "$hdr612" C=2
 if [ "$have_src" -eq 1 ] && [ -x "$FM_TREE/scripts/checkpatch.pl" ]; then
 	if "$FM_TREE/scripts/checkpatch.pl" --strict --no-tree --no-summary \
 		--terse -f dm-flushmirror-target.c dm-flushmirror.h \
-		kunit/dm-flushmirror-test.c >"$LOGDIR/checkpatch.log" 2>&1 &&
+		dm-flushmirror-metadata.c dm-flushmirror-metadata.h \
+		kunit/dm-flushmirror-test.c kunit/dm-flushmirror-metadata-test.c \
+		>"$LOGDIR/checkpatch.log" 2>&1 &&
 		[ ! -s "$LOGDIR/checkpatch.log" ]; then
 		ok "checkpatch --strict"
 	else

@@ -11,7 +11,7 @@ FM_SRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 # The module's files that are overlaid into the kernel tree / copied for
 # out-of-tree builds.
-FM_MODULE_FILES=(dm-flushmirror-target.c dm-flushmirror.h Kconfig Kbuild kunit)
+FM_MODULE_FILES=(dm-flushmirror-target.c dm-flushmirror.h dm-flushmirror-metadata.c dm-flushmirror-metadata.h Kconfig Kbuild kunit)
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
