@@ -510,6 +510,80 @@ static int fm_md_format(struct fm_md *md, const int rc[2],
 	return r;
 }
 
+/*
+ * fm_md_read - take the newest usable commit from the device (formatting a
+ * blank one, or any one if @discard).  See fm_md_open().
+ */
+static int fm_md_read(struct fm_md *md, bool discard, char **error)
+{
+	const struct fm_md_geometry *geo = &md->geo;
+	struct fm_md_header h[2] = {};
+	int rc[2], slot, r, i;
+	const char *why;
+
+	md->img_valid[0] = false;
+	md->img_valid[1] = false;
+	for (i = 0; i < 2; i++) {
+		r = fm_md_rw(md, REQ_OP_READ, (sector_t)i * FM_MD_BLOCK_SECTORS,
+			     md->block, 1, false);
+		if (r) {
+			*error = "Cannot read the metadata device";
+			return r;
+		}
+		rc[i] = fm_md_sb_decode(md->block, &h[i]);
+	}
+
+	if (discard || (rc[0] == -ENODATA && rc[1] == -ENODATA)) {
+		r = fm_md_format(md, rc, h);
+		if (r) {
+			*error = "Cannot write the metadata device";
+			return r;
+		}
+		return 0;
+	}
+
+	slot = fm_md_choose_slot(rc, h);
+	if (slot < 0) {
+		if (rc[0] == -EPROTONOSUPPORT || rc[1] == -EPROTONOSUPPORT)
+			*error = "Metadata format version not supported";
+		else
+			*error = "Metadata device not blank, no valid superblock";
+		return -EINVAL;
+	}
+	why = fm_md_mismatch(&h[slot], geo);
+	if (why) {
+		*error = (char *)why;
+		return -EINVAL;
+	}
+	r = fm_md_load_slot(md, slot, &h[slot]);
+	if (r == -EBADMSG && !rc[!slot] && h[!slot].seq + 1 == h[slot].seq &&
+	    !fm_md_mismatch(&h[!slot], geo)) {
+		DMWARN("metadata commit %llu fails its checksum: using commit %llu",
+		       h[slot].seq, h[!slot].seq);
+		r = fm_md_load_slot(md, !slot, &h[!slot]);
+	}
+	if (r)
+		*error = r == -EBADMSG ? "Metadata bitmaps fail their checksum" :
+					 "Cannot read the metadata device";
+	return r;
+}
+
+/**
+ * fm_md_reread - take the newest commit from the device again
+ * @md: the metadata
+ * @error: what is wrong, on failure
+ *
+ * For the first resume of a table: a table loaded over a live one read the
+ * metadata before the live one's last checkpoint (at its suspend).
+ *
+ * Context: process; no commit runs.
+ * Return: 0 or a negative errno.
+ */
+int fm_md_reread(struct fm_md *md, char **error)
+{
+	return fm_md_read(md, false, error);
+}
+
 /**
  * fm_md_free - release an open metadata device (the caller puts the device)
  * @md: the metadata, or NULL
@@ -548,10 +622,8 @@ int fm_md_open(struct block_device *bdev, const struct fm_md_geometry *geo,
 	       bool discard, struct fm_md **mdp, char **error)
 {
 	unsigned long longs = BITS_TO_LONGS(geo->nr_regions);
-	struct fm_md_header h[2] = {};
-	const char *why;
 	struct fm_md *md;
-	int rc[2], slot, r, i;
+	int r;
 
 	if (bdev_nr_sectors(bdev) < fm_md_required_sectors(geo->nr_regions)) {
 		DMERR("metadata device too small: %llu sectors needed for %llu regions",
@@ -580,53 +652,9 @@ int fm_md_open(struct block_device *bdev, const struct fm_md_geometry *geo,
 	    !md->dirty || !md->block)
 		goto nomem;
 
-	for (i = 0; i < 2; i++) {
-		r = fm_md_rw(md, REQ_OP_READ, (sector_t)i * FM_MD_BLOCK_SECTORS,
-			     md->block, 1, false);
-		if (r) {
-			*error = "Cannot read the metadata device";
-			goto bad;
-		}
-		rc[i] = fm_md_sb_decode(md->block, &h[i]);
-	}
-
-	if (discard || (rc[0] == -ENODATA && rc[1] == -ENODATA)) {
-		r = fm_md_format(md, rc, h);
-		if (r) {
-			*error = "Cannot write the metadata device";
-			goto bad;
-		}
-		*mdp = md;
-		return 0;
-	}
-
-	slot = fm_md_choose_slot(rc, h);
-	if (slot < 0) {
-		if (rc[0] == -EPROTONOSUPPORT || rc[1] == -EPROTONOSUPPORT)
-			*error = "Metadata format version not supported";
-		else
-			*error = "Metadata device not blank, no valid superblock";
-		r = -EINVAL;
+	r = fm_md_read(md, discard, error);
+	if (r)
 		goto bad;
-	}
-	why = fm_md_mismatch(&h[slot], geo);
-	if (why) {
-		*error = (char *)why;
-		r = -EINVAL;
-		goto bad;
-	}
-	r = fm_md_load_slot(md, slot, &h[slot]);
-	if (r == -EBADMSG && !rc[!slot] && h[!slot].seq + 1 == h[slot].seq &&
-	    !fm_md_mismatch(&h[!slot], geo)) {
-		DMWARN("metadata commit %llu fails its checksum: using commit %llu",
-		       h[slot].seq, h[!slot].seq);
-		r = fm_md_load_slot(md, !slot, &h[!slot]);
-	}
-	if (r) {
-		*error = r == -EBADMSG ? "Metadata bitmaps fail their checksum" :
-					 "Cannot read the metadata device";
-		goto bad;
-	}
 	*mdp = md;
 	return 0;
 

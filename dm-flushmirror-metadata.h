@@ -132,6 +132,7 @@ void fm_md_mark_unsafe(unsigned long *unsafe, const unsigned long *copied,
 
 int fm_md_open(struct block_device *bdev, const struct fm_md_geometry *geo,
 	       bool discard, struct fm_md **mdp, char **error);
+int fm_md_reread(struct fm_md *md, char **error);
 int fm_md_commit(struct fm_md *md, const unsigned long *copied,
 		 const unsigned long *intent);
 void fm_md_free(struct fm_md *md);

@@ -775,6 +775,8 @@ struct fm_dflush {
  * @md_work: commits what @md_waiting needs, and checkpoints every
  *	cfg.checkpoint seconds
  * @md_next: jiffies of the next checkpoint
+ * @md_stopped: suspended after the last checkpoint: commit nothing
+ * @md_loaded: the state was taken again at the first resume
  * @md_snap: scratch: rg.copied when a checkpoint began
  * @md_keep: scratch: regions with writes in flight when it began
  * @md_new_copied: scratch: the copied bits a commit writes
@@ -833,6 +835,8 @@ struct flushmirror_c {
 	struct mutex md_mutex;	/* serialises commits, see above */
 	struct delayed_work md_work;
 	unsigned long md_next;
+	bool md_stopped;
+	bool md_loaded;
 	unsigned long *md_snap;
 	unsigned long *md_keep;
 	unsigned long *md_new_copied;
@@ -1757,6 +1761,10 @@ static void fm_md_work(struct work_struct *ws)
 	bool waiting;
 
 	mutex_lock(&fm->md_mutex);
+	if (fm->md_stopped) {
+		mutex_unlock(&fm->md_mutex);
+		return;
+	}
 	if (time_after_eq(jiffies, fm->md_next)) {
 		fm_md_checkpoint(fm);
 		fm->md_next = jiffies + fm->cfg.checkpoint * HZ;
@@ -1927,11 +1935,39 @@ static int fm_open_devices(struct flushmirror_c *fm, char **argv)
 }
 
 /*
- * fm_md_load - open the metadata device and take from it the regions that
- * stay copied: those recorded as copied and without intent.  Every other
- * region is copied again.  A region kept is "unsafe" until a commit
- * records intent for it: its first write waits for that commit.
- * Context: process (ctr), after the region map is allocated.
+ * fm_md_take_state - start from the metadata's last commit: the regions
+ * recorded as copied and without intent stay copied (all of them with
+ * nosync), every other region is copied again.  A region kept is "unsafe"
+ * until a commit records intent for it: its first write waits for that.
+ * Context: process (ctr, preresume); nothing runs yet.
+ */
+static void fm_md_take_state(struct flushmirror_c *fm)
+{
+	unsigned long nr = fm->rg.nr;
+
+	spin_lock_irq(&fm->lock);
+	bitmap_andnot(fm->rg.copied, fm->md->copied, fm->md->intent, nr);
+	fm->md_kept = bitmap_weight(fm->rg.copied, nr);
+	bitmap_copy(fm->md_unsafe, fm->rg.copied, nr);
+	if (fm->cfg.nosync)
+		bitmap_fill(fm->rg.copied, nr);
+	fm->rg.nr_copied = bitmap_weight(fm->rg.copied, nr);
+	bitmap_fill(fm->rg.todo, fm_region_chunks(&fm->rg));
+	fm->md_commit_time = fm->md->commit_time;
+	spin_unlock_irq(&fm->lock);
+
+	if (fm->md->formatted)
+		DMINFO("%s: metadata device formatted",
+		       dm_table_device_name(fm->ti->table));
+	else
+		DMINFO("%s: metadata commit %llu: %lu of %lu regions kept, %lu to copy again",
+		       dm_table_device_name(fm->ti->table), fm->md->seq,
+		       fm->md_kept, nr, nr - fm->md_kept);
+}
+
+/*
+ * fm_md_load - open the metadata device (formatting it if blank) and take
+ * its state.  Context: process (ctr), after the region map is allocated.
  */
 static int fm_md_load(struct flushmirror_c *fm)
 {
@@ -1969,19 +2005,8 @@ static int fm_md_load(struct flushmirror_c *fm)
 		ti->error = "Cannot allocate metadata bitmaps";
 		return -ENOMEM;
 	}
-	bitmap_andnot(fm->rg.copied, fm->md->copied, fm->md->intent, nr);
-	fm->md_kept = bitmap_weight(fm->rg.copied, nr);
-	fm->rg.nr_copied = fm->md_kept;
-	bitmap_copy(fm->md_unsafe, fm->rg.copied, nr);
-	fm->md_commit_time = fm->md->commit_time;
 	fm->cfg.md_path = NULL;	/* it points into the table line */
-	if (fm->md->formatted)
-		DMINFO("%s: metadata device formatted",
-		       dm_table_device_name(ti->table));
-	else
-		DMINFO("%s: metadata commit %llu: %lu of %lu regions kept, %lu to copy again",
-		       dm_table_device_name(ti->table), fm->md->seq,
-		       fm->md_kept, nr, nr - fm->md_kept);
+	fm_md_take_state(fm);
 	return 0;
 }
 
@@ -2010,6 +2035,7 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	fm->ti = ti;
 	ti->private = fm;
+	spin_lock_init(&fm->lock);
 
 	r = fm_parse_region_size(argv[2], &fm->region_size, &ti->error);
 	if (r)
@@ -2079,7 +2105,6 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
-	spin_lock_init(&fm->lock);
 	fm->src_backoff = FM_SRC_BACKOFF_MIN;
 	fm->claim_after = jiffies;
 	hash_init(fm->inflight);
@@ -2180,6 +2205,8 @@ static void fm_presuspend_undo(struct dm_target *ti)
  *      destination flush, and go back to 1: then WF = WM = SG.
  *   3. With metadata, a checkpoint: a clean stop (a reboot, a reload)
  *      keeps every region copied so far and leaves no intent behind.
+ *      Then no commit until the next resume: a table loaded over this
+ *      one may be resumed (and commit) before this one is destroyed.
  */
 static void fm_postsuspend(struct dm_target *ti)
 {
@@ -2206,8 +2233,33 @@ static void fm_postsuspend(struct dm_target *ti)
 	if (fm->md) {
 		mutex_lock(&fm->md_mutex);
 		fm_md_checkpoint(fm);
+		fm->md_stopped = true;
 		mutex_unlock(&fm->md_mutex);
 	}
+}
+
+/*
+ * fm_preresume - at the first resume with metadata, read it again: a table
+ * loaded over a live one (a reload) read it before the live one's last
+ * checkpoint, which its suspend wrote.  Later resumes keep the state.
+ */
+static int fm_preresume(struct dm_target *ti)
+{
+	struct flushmirror_c *fm = ti->private;
+	char *why = NULL;
+	int r;
+
+	if (!fm->md || fm->md_loaded)
+		return 0;
+	r = fm_md_reread(fm->md, &why);
+	if (r) {
+		DMERR("%s: cannot resume: %s", dm_table_device_name(ti->table),
+		      why);
+		return r;
+	}
+	fm_md_take_state(fm);
+	fm->md_loaded = true;
+	return 0;
 }
 
 static void fm_resume(struct dm_target *ti)
@@ -2217,6 +2269,7 @@ static void fm_resume(struct dm_target *ti)
 	fm_restart_copier(fm, true);
 	if (fm->md) {
 		mutex_lock(&fm->md_mutex);
+		fm->md_stopped = false;
 		fm->md_next = jiffies + fm->cfg.checkpoint * HZ;
 		queue_delayed_work(fm->wq, &fm->md_work,
 				   fm->cfg.checkpoint * HZ);
@@ -2405,6 +2458,7 @@ static struct target_type flushmirror_target = {
 	.presuspend = fm_presuspend,
 	.presuspend_undo = fm_presuspend_undo,
 	.postsuspend = fm_postsuspend,
+	.preresume = fm_preresume,
 	.resume = fm_resume,
 	.status = fm_status,
 	.message = fm_message,
