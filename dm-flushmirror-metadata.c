@@ -231,8 +231,7 @@ void fm_md_encode_block(const unsigned long *bm, unsigned long nbits,
 
 /**
  * fm_md_decode_block - set bits of @bm from block @block as on disk
- * @in: FM_MD_BLOCK_SIZE bytes in the layout of fm_md_encode_block(); it
- *	is converted in place
+ * @in: FM_MD_BLOCK_SIZE bytes in the layout of fm_md_encode_block()
  * @nbits: bits of @bm
  * @block: which block
  * @bm: the bitmap; the block's bits are replaced, bits past @nbits ignored
@@ -467,13 +466,11 @@ static int fm_md_load_slot(struct fm_md *md, unsigned int slot,
 		return -EBADMSG;
 	md->img_valid[slot] = true;
 	for (b = 0; b < md->bm_blocks; b++) {
-		memcpy(md->block, md->img[slot] + (size_t)b * FM_MD_BLOCK_SIZE,
-		       FM_MD_BLOCK_SIZE);
-		fm_md_decode_block(md->block, nbits, b, md->copied);
-		memcpy(md->block, md->img[slot] +
-		       (size_t)(md->bm_blocks + b) * FM_MD_BLOCK_SIZE,
-		       FM_MD_BLOCK_SIZE);
-		fm_md_decode_block(md->block, nbits, b, md->intent);
+		fm_md_decode_block(md->img[slot] + (size_t)b * FM_MD_BLOCK_SIZE,
+				   nbits, b, md->copied);
+		fm_md_decode_block(md->img[slot] +
+				   (size_t)(md->bm_blocks + b) * FM_MD_BLOCK_SIZE,
+				   nbits, b, md->intent);
 	}
 	md->seq = h->seq;
 	md->commit_time = h->commit_time;

@@ -199,11 +199,17 @@ static void fm_md_test_bitmap_codec(struct kunit *test)
 
 #define FM_MD_TEST_N 64UL
 
+/* one word each: the tests below use word 0 directly (64-bit builds) */
 struct fm_md_test_state {
 	struct fm_md md;
-	unsigned long copied[1], intent[1];
-	unsigned long snap[1], cur[1], touched[1], keep[1];
-	unsigned long new_copied[1], new_intent[1];
+	DECLARE_BITMAP(copied, FM_MD_TEST_N);
+	DECLARE_BITMAP(intent, FM_MD_TEST_N);
+	DECLARE_BITMAP(snap, FM_MD_TEST_N);
+	DECLARE_BITMAP(cur, FM_MD_TEST_N);
+	DECLARE_BITMAP(touched, FM_MD_TEST_N);
+	DECLARE_BITMAP(keep, FM_MD_TEST_N);
+	DECLARE_BITMAP(new_copied, FM_MD_TEST_N);
+	DECLARE_BITMAP(new_intent, FM_MD_TEST_N);
 };
 
 static void fm_md_test_init(struct fm_md_test_state *t)
@@ -326,8 +332,8 @@ static void fm_md_test_rule_random_walk(struct kunit *test)
 	/* per region: durable and cached "versions" of each leg */
 	u8 src_dur[FM_MD_TEST_N], src_cache[FM_MD_TEST_N];
 	u8 dst_dur[FM_MD_TEST_N], dst_cache[FM_MD_TEST_N];
-	unsigned long unsafe[1] = { 0 };
-	unsigned long inflight[1] = { 0 };
+	DECLARE_BITMAP(unsafe, FM_MD_TEST_N) = { 0 };
+	DECLARE_BITMAP(inflight, FM_MD_TEST_N) = { 0 };
 	u32 seed = 12345;
 	unsigned int step, r;
 	bool flushed;
@@ -360,16 +366,16 @@ static void fm_md_test_rule_random_walk(struct kunit *test)
 			dst_cache[r] = src_cache[r];
 			break;
 		case 3:	/* writes complete */
-			inflight[0] = 0;
+			bitmap_zero(inflight, FM_MD_TEST_N);
 			break;
 		case 4:	/* an intent commit */
 			fm_md_test_step(&t, false, false, false);
 			goto commit;
 		case 5:	/* a checkpoint: snapshot, flush, commit */
-			t.snap[0] = t.cur[0];
-			t.keep[0] = inflight[0];
-			t.touched[0] = 0;
-			flushed = seed & 1;
+			bitmap_copy(t.snap, t.cur, FM_MD_TEST_N);
+			bitmap_copy(t.keep, inflight, FM_MD_TEST_N);
+			bitmap_zero(t.touched, FM_MD_TEST_N);
+			flushed = (seed >> 16) & 1;
 			if (flushed) {
 				memcpy(src_dur, src_cache, sizeof(src_dur));
 				memcpy(dst_dur, dst_cache, sizeof(dst_dur));
@@ -379,9 +385,9 @@ static void fm_md_test_rule_random_walk(struct kunit *test)
 		}
 		continue;
 commit:
-		t.copied[0] = t.new_copied[0];
-		t.intent[0] = t.new_intent[0];
-		unsafe[0] = 0;
+		bitmap_copy(t.copied, t.new_copied, FM_MD_TEST_N);
+		bitmap_copy(t.intent, t.new_intent, FM_MD_TEST_N);
+		bitmap_zero(unsafe, FM_MD_TEST_N);
 		fm_md_mark_unsafe(unsafe, t.copied, t.intent, FM_MD_TEST_N);
 		for (r = 0; r < FM_MD_TEST_N; r++) {
 			if (!test_bit(r, t.copied) || test_bit(r, t.intent))
