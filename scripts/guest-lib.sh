@@ -66,6 +66,20 @@ guest_mounts() {
 	return 0
 }
 
+# guest_kmemleak_scan OUT: two kmemleak scans (an object must stay
+# unreferenced across both to be reported), the report to OUT (the host
+# counts "unreferenced object" in it).  Returns 1 and writes nothing when
+# the kernel has no writable /sys/kernel/debug/kmemleak.
+guest_kmemleak_scan() {
+	[ -w /sys/kernel/debug/kmemleak ] || return 1
+	say "kmemleak scan"
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$1" 2>&1
+	return 0
+}
+
 # guest_cleanup_extras: what a test killed on its timeout may leave behind
 # beside dm devices and null_blk: processes of network namespaces (an
 # nbd-server), the namespaces, nbd connections, veth links, PostgreSQL and

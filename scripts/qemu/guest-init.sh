@@ -84,8 +84,8 @@ guest_run_tests "$R"
 
 if [ "${FM_UNLOAD:-}" = 1 ]; then
 	# the module must unload once every device is gone, and leave nothing
-	# behind: kmemleak scans twice (an object must stay unreferenced), the
-	# host counts "unreferenced object" in kmemleak.log
+	# behind: kmemleak scans twice (guest_kmemleak_scan), the host counts
+	# "unreferenced object" in kmemleak.log
 	say "=== module-unload"
 	{
 		if rmmod dm_flushmirror 2>&1; then
@@ -100,15 +100,8 @@ if [ "${FM_UNLOAD:-}" = 1 ]; then
 		fi
 	} >"$R/module-unload.log" 2>&1
 	echo 0 >"$R/module-unload.rc"
-	if [ -w /sys/kernel/debug/kmemleak ]; then
-		say "kmemleak scan"
-		echo scan >/sys/kernel/debug/kmemleak
-		sleep 6
-		echo scan >/sys/kernel/debug/kmemleak
-		cat /sys/kernel/debug/kmemleak >"$R/kmemleak.log" 2>&1
-	else
+	guest_kmemleak_scan "$R/kmemleak.log" ||
 		echo "FAIL: kmemleak: /sys/kernel/debug/kmemleak not writable" >>"$R/module-unload.log"
-	fi
 fi
 
 dmesg >"$R/dmesg.log" 2>&1
