@@ -467,3 +467,24 @@ verify_at() {
 		--randseed="$5" --verify_only &&
 	[ "$(fio_errors "$1")" = 0 ]
 }
+
+# ---------------------------------------------------------------- metadata
+# (added for t44-resume-crash; nothing above changed)
+
+# fm_md_status NAME: fm_status, then the metadata fields that follow the
+# ten standard ones ("metadata <ok|failed> <commits> <secs since the last
+# commit or -1> <kept> <recopied> <held_writes>") into ST_MD ST_MD_COMMITS
+# ST_MD_AGE ST_MD_KEPT ST_MD_RECOPIED ST_MD_HELD.  Returns 1 (ST_MD=none)
+# when the status has no metadata fields.
+fm_md_status() {
+	local w
+	ST_MD=none ST_MD_COMMITS= ST_MD_AGE= ST_MD_KEPT= ST_MD_RECOPIED= ST_MD_HELD=
+	fm_status "$1" || return 1
+	set -- $ST_RAW
+	while [ $# -gt 0 ] && [ "$1" != metadata ]; do shift; done
+	[ $# -ge 7 ] || return 1
+	ST_MD=$2 ST_MD_COMMITS=$3 ST_MD_AGE=$4 ST_MD_KEPT=$5 ST_MD_RECOPIED=$6 ST_MD_HELD=$7
+	for w in "$ST_MD_COMMITS" "$ST_MD_KEPT" "$ST_MD_RECOPIED" "$ST_MD_HELD"; do
+		case $w in ''|*[!0-9]*) ST_MD=bad; return 1 ;; esac
+	done
+}
