@@ -59,6 +59,15 @@ N=$(dev_sectors $S)
 dd if=/dev/urandom of=$S bs=1M count=$MIB oflag=direct conv=fsync status=none ||
 	die "cannot fill the source"
 
+# kmark: a line in the kernel log; klog: the log since the last kmark
+# (line counts do not work: earlier tests of the boot can fill the ring)
+KMARK_N=0
+kmark() {
+	KMARK_N=$((KMARK_N + 1))
+	KMARK="t44-mark-$KMARK_N-$$"
+	echo "$KMARK" >/dev/kmsg
+}
+klog() { dmesg | sed -n "/$KMARK\$/,\$p"; }
 msleep() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
 # the table of every load of a run: same metadata, checkpoint every 1 s
 FEAT=(metadata $MD checkpoint_interval 1)
@@ -125,13 +134,13 @@ md_expect() {
 # check what it kept against md_expect's; sets LOAD_KEPT LOAD_SEQ and
 # appends to CUT_ERR / CUT_KMIS
 load_again() {
-	local before line
-	before=$(dmesg | wc -l)
+	local line
+	kmark
 	fm_create fmr $S $D $REG "${FEAT[@]}" "$@" ||
-		{ CUT_ERR+="reload refused: $(dmesg | tail -n +$((before + 1)) | grep flushmirror | tail -n 1); "; return 1; }
+		{ CUT_ERR+="reload refused: $(klog | grep flushmirror | tail -n 1); "; return 1; }
 	fm_md_status fmr || { CUT_ERR+="no metadata status: $ST_RAW; "; return 1; }
 	LOAD_KEPT=$ST_MD_KEPT
-	line=$(dmesg | tail -n +$((before + 1)) |
+	line=$(klog |
 		grep -o 'metadata commit [0-9]*: [0-9]* of [0-9]* regions kept' | tail -n 1)
 	set -- $line
 	LOAD_SEQ=${3%:}
@@ -223,7 +232,12 @@ crash_cut() {
 		[ "$EXP_SEQ" = $((newest - 1)) ] ||
 			{ CUT_ERR+="tear premise: the torn superblock still reads as valid ($EXP_SEQ); "; return; }
 	fi
-	load_again || return
+	# the same table as before the crash
+	if [ "$kind" = synced ]; then
+		load_again || return
+	else
+		load_again copy_rate $RATE || return
+	fi
 	finish $k $jobs
 	CUT_SECS=$((SECONDS - t0))
 	info "cut $k ($kind, $jobs jobs, after $wms ms, $CUT_COPIED/$ST_TOTAL copied, $CUT_COMMITS commits): kept $LOAD_KEPT recopied $((ST_TOTAL - LOAD_KEPT)) of $ST_TOTAL (commit $LOAD_SEQ${CUT_TORN:+; $CUT_TORN}); covered $CUT_COVERED, lost on source $CUT_SLOST, on destination $CUT_DLOST; synced $CUT_SYNCED, equal $CUT_EQUAL; ${CUT_SECS}s${CUT_KMIS:+; MISMATCH: $CUT_KMIS}"
@@ -342,16 +356,16 @@ holders() { ls /sys/block/fmr_src/holders /sys/block/fmr_dst/holders \
 # refuse NAME REGEX TABLE: dmsetup create fails, no device is left, no
 # device held, the kernel log gives the error, the metadata is unchanged
 refuse() {
-	local name=$1 want=$2 table=$3 before sum out log
+	local name=$1 want=$2 table=$3 sum out log
 	sum=$(md_sum)
-	before=$(dmesg | wc -l)
+	kmark
 	out=$(timeout 30 dmsetup create fmr_bad --table "$table" 2>&1)
 	if [ $? = 0 ]; then
 		fail "refuse-$name" "table accepted: $table"
 		dmsetup remove fmr_bad
 		return
 	fi
-	log=$(dmesg | tail -n +$((before + 1)) | grep -E 'device-mapper: (table|flushmirror)' | head -n 2 | tr '\n' ' ')
+	log=$(klog | grep -E 'device-mapper: (table|flushmirror)' | head -n 2 | tr '\n' ' ')
 	if dm_exists fmr_bad; then
 		fail "refuse-$name" "refused but fmr_bad left behind"
 		dmsetup remove fmr_bad
@@ -384,10 +398,10 @@ dd if=/dev/urandom of=$MD bs=4k count=2 oflag=direct conv=fsync status=none ||
 	die "cannot write garbage"
 refuse garbage "Metadata device not blank, no valid superblock" \
 	"0 $N flushmirror $S $D $REG 2 metadata $MD"
-before=$(dmesg | wc -l)
+kmark
 if fm_create fmr $S $D $REG metadata $MD discard_metadata; then
 	fm_md_status fmr
-	if ! dmesg | tail -n +$((before + 1)) | grep -q 'metadata device formatted'; then
+	if ! klog | grep -q 'metadata device formatted'; then
 		fail discard-metadata-accepts "no 'metadata device formatted' in the log"
 	elif [ "$ST_MD" != ok ] || [ "$ST_MD_KEPT" != 0 ]; then
 		fail discard-metadata-accepts "status: $ST_RAW"
@@ -401,7 +415,7 @@ if fm_create fmr $S $D $REG metadata $MD discard_metadata; then
 		pass discard-metadata-synced-equal ||
 		fail discard-metadata-synced-equal "$ST_RAW"
 else
-	fail discard-metadata-accepts "refused: $(dmesg | tail -n +$((before + 1)) | grep flushmirror | tail -n 1)"
+	fail discard-metadata-accepts "refused: $(klog | grep flushmirror | tail -n 1)"
 fi
 info "bad metadata: $((SECONDS - t4)) s"
 
@@ -448,7 +462,7 @@ if [ "${T44_MDFAIL:-1}" = 1 ]; then
 	md_before=$ST_RAW
 	nb_power fmr_md 0
 	printf '%-4095s\n' "t44 metadata failed" >$E2E_TMP/blk2
-	dd if=$E2E_TMP/blk2 of=$M bs=4k seek=$((5 * REG / 8)) oflag=direct conv=notrunc,fsync status=none
+	timeout 60 dd if=$E2E_TMP/blk2 of=$M bs=4k seek=$((5 * REG / 8)) oflag=direct conv=notrunc,fsync status=none
 	wrc=$?
 	fm_md_status fmr
 	info "metadata device off, a write (rc $wrc) to region 5: $ST_RAW (before: $md_before)"
@@ -457,7 +471,7 @@ if [ "${T44_MDFAIL:-1}" = 1 ]; then
 	fi
 	timeout 60 dmsetup remove fmr || die "cannot remove fmr"
 	nb_power fmr_md 1 && wait_bdev $MD 10 || die "metadata power on failed"
-	before=$(dmesg | wc -l)
+	kmark
 	if fm_create fmr $S $D $REG "${FEAT[@]}"; then
 		fm_md_status fmr
 		kept=$ST_MD_KEPT
@@ -465,10 +479,10 @@ if [ "${T44_MDFAIL:-1}" = 1 ]; then
 		if [ "$ST_PHASE" = synced ] && dcmp $S $D >/dev/null 2>&1; then
 			pass mdfail-reload-equal
 		else
-			fail mdfail-reload-equal "after the reload (kept $kept of $ST_TOTAL: $(dmesg | tail -n +$((before + 1)) | grep -o 'metadata commit.*' | tail -n 1)) the legs differ: $(dcmp $S $D 2>&1 | head -n 1); $ST_RAW"
+			fail mdfail-reload-equal "after the reload (kept $kept of $ST_TOTAL: $(klog | grep -o 'metadata commit.*' | tail -n 1)) the legs differ: $(dcmp $S $D 2>&1 | head -n 1); $ST_RAW"
 		fi
 	else
-		info "reload refused: $(dmesg | tail -n +$((before + 1)) | grep flushmirror | tail -n 1)"
+		info "reload refused: $(klog | grep flushmirror | tail -n 1)"
 		pass mdfail-reload-equal
 	fi
 	info "metadata failure: $((SECONDS - t6)) s"
