@@ -12,6 +12,7 @@
 #             pedantic tag at all (experimental ones are not shown);
 #  contents   the .deb holds /usr/src/dm-flushmirror-<v>/ with dkms.conf and
 #             the module source, /usr/sbin/flushmirror and flushmirror.8.gz,
+#             the unit /lib/systemd/system/flushmirror-resume.service,
 #             and depends on dkms, dmsetup, kmod and util-linux;
 #  install    dpkg -i succeeds (its postinst adds the module to DKMS and
 #             builds it for the kernels it picks);
@@ -22,6 +23,9 @@
 #             and modinfo of /lib/modules/<k>/updates/dkms/dm-flushmirror.ko*
 #             gives vermagic <k> and version <v>;
 #  command    /usr/sbin/flushmirror --help prints the synopsis, --version <v>;
+#  unit       the postinst enabled flushmirror-resume.service (the symlink
+#             /etc/systemd/system/multi-user.target.wants/...) and its
+#             ExecStart runs "flushmirror reattach --all";
 #  manpage    "man -w flushmirror" finds /usr/share/man/man8/flushmirror.8.gz
 #             and man renders it without a warning;
 #  purge      dpkg --purge succeeds and removes the package's files, DKMS's
@@ -150,9 +154,10 @@ fi
 files=$(dpkg-deb -c "$deb" | awk '{ print $NF }' | sed 's|^\./|/|')
 depends=$(dpkg-deb -f "$deb" Depends)
 why=
-for f in "/usr/src/$MOD-$ver/dkms.conf" "/usr/src/$MOD-$ver/$MOD.c" \
+for f in "/usr/src/$MOD-$ver/dkms.conf" "/usr/src/$MOD-$ver/$MOD-target.c" \
 	"/usr/src/$MOD-$ver/$MOD.h" "/usr/src/$MOD-$ver/Kbuild" \
 	/usr/sbin/flushmirror /usr/share/man/man8/flushmirror.8.gz \
+	/lib/systemd/system/flushmirror-resume.service \
 	"/usr/share/doc/$PKG/copyright"; do
 	grep -qxF "$f" <<<"$files" || why+=" no $f;"
 done
@@ -233,6 +238,18 @@ else
 	pass "command (/usr/sbin/flushmirror --help, --version $ver)"
 fi
 
+unit=/lib/systemd/system/flushmirror-resume.service
+wl=/etc/systemd/system/multi-user.target.wants/flushmirror-resume.service
+if [ ! -f "$unit" ]; then
+	fail unit "no $unit"
+elif [ "$(readlink "$wl" 2>/dev/null)" != "$unit" ]; then
+	fail unit "not enabled: $wl -> '$(readlink "$wl" 2>/dev/null)', not $unit"
+elif ! grep -qx 'ExecStart=/usr/sbin/flushmirror reattach --all.*' "$unit"; then
+	fail unit "$unit does not run flushmirror reattach --all: $(grep ExecStart "$unit")"
+else
+	pass "unit ($unit, enabled: $wl)"
+fi
+
 mp=$(man -w flushmirror 2>&1)
 mlog=$LOGDIR/deb-man.log
 if [ "$mp" != /usr/share/man/man8/flushmirror.8.gz ]; then
@@ -261,7 +278,9 @@ else
 	[ -z "$(dkms status -m "$MOD" 2>/dev/null)" ] ||
 		left+=("dkms status: $(dkms status -m "$MOD" 2>&1 | head -n 1)")
 	for f in "/var/lib/dkms/$MOD" "/usr/src/$MOD-$ver" /usr/sbin/flushmirror \
-		/usr/share/man/man8/flushmirror.8.gz "/usr/share/doc/$PKG"; do
+		/usr/share/man/man8/flushmirror.8.gz "/usr/share/doc/$PKG" \
+		/lib/systemd/system/flushmirror-resume.service \
+		/etc/systemd/system/multi-user.target.wants/flushmirror-resume.service; do
 		[ -e "$f" ] && left+=("$f")
 	done
 	while read -r f; do
