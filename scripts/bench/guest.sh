@@ -24,9 +24,20 @@
 #   B3  idle copy of the whole source: time to synced per copier, and dd
 #   B4  migration under load: fio runs on a linear table, the table is
 #       reloaded to the peer, fio goes on until synced + FMB_B4_POST s
+#   B5  remote destination over NBD (scripts/e2e/nbd-lib.sh): a "remote
+#       host" network namespace, a veth pair with netem for each round trip
+#       of FMB_B5_RTTS, nbd-server there exporting a null_blk (b5dst, the
+#       destination flushes are counted there: the server side), nbd-client
+#       here; own devices of FMB_B5_SIZE_MB (b5src local).  Per round trip:
+#       the idle copy (dd over the link, dm-mirror, flushmirror per
+#       copy_jobs), fio fsync load synced and copying (and the source
+#       alone), and the migration under that load (time to synced).
+#       FMB_B5_RTTS, _SIZE_MB, _JOBS, _RATE, _COPY_JOBS, _DD_BS,
+#       _LOAD_JOBS, _RUNS, _RUNTIME (below)
 #   B6  PostgreSQL 15 (scripts/e2e/pg-lib.sh) on ext4 on the source, pgbench
 #       (TPC-B-like) for each peer, synced and copying, for each flush
 #       delay: TPS, latency, guest and destination flushes per transaction
+#       (FMB_B6_RUNS runs, default 2)
 #
 # Results: one JSON object per measurement appended to $FMB_OUT/records.jsonl,
 # raw fio JSON in $FMB_OUT/fio/, time series in $FMB_OUT/series/.
@@ -56,8 +67,25 @@ SYNC_TIMEOUT=${FMB_SYNC_TIMEOUT:-600}
 B6_SCALE=${FMB_B6_SCALE:-1}
 B6_CLIENTS=${FMB_B6_CLIENTS:-4}
 B6_RUNTIME=${FMB_B6_RUNTIME:-$RUNTIME}
+B6_RUNS=${FMB_B6_RUNS:-${FMB_RUNS:-2}}
 B6_RATE=${FMB_B6_RATE:-$B2_RATE}
 PEERS=${FMB_PEERS:-linear,dm-mirror,fm-always,fm-gen}
+B5_RTTS=${FMB_B5_RTTS:-0.5,2,10}
+B5_SIZE_MB=${FMB_B5_SIZE_MB:-256}
+B5_CACHE_MB=${FMB_B5_CACHE_MB:-64}
+# B5 and B6 repeat twice and run fio 8 s unless --runs/--runtime say
+# (FMB_RUNS, FMB_RUNTIME): a phase of minutes
+B5_RUNS=${FMB_B5_RUNS:-${FMB_RUNS:-2}}
+B5_RUNTIME=${FMB_B5_RUNTIME:-${FMB_RUNTIME:-8}}
+B5_JOBS=${FMB_B5_JOBS:-1,4}
+# copying: flushmirror's copy_rate, low enough that a fio run ends before
+# the copy (256 MiB at 16 MiB/s: 16 s)
+B5_RATE=${FMB_B5_RATE:-16384}
+B5_COPY_JOBS=${FMB_B5_COPY_JOBS:-1,4,8,16}
+B5_DD_BS=${FMB_B5_DD_BS:-1M,4M}
+B5_LOAD_JOBS=${FMB_B5_LOAD_JOBS:-4}
+B5_PRE=${FMB_B5_PRE:-2}
+B5_POST=${FMB_B5_POST:-2}
 
 NB=/sys/kernel/config/nullb
 SRC=/dev/bsrc
@@ -251,6 +279,8 @@ measure_fio() {
 	local thr=null
 	[ "$mode" = copy ] && [ "$peer" = dm-mirror ] && thr=$(cat $MIRROR_THROTTLE 2>/dev/null || echo null)
 	id="$ph-$peer-d$d-j$j-r$run"
+	# B5 measures both modes in one phase, at round trips
+	[ "$ph" = B5 ] && id="$ph-$peer-$mode-rtt$d-j$j-r$run"
 	dm_mk bench "$(peer_table "$peer" "$mode" "$len" "${feats[@]}")" ||
 		{ log "ERROR: cannot create $peer ($mode)"; return 1; }
 	if [ "$mode" = synced ]; then
@@ -258,11 +288,14 @@ measure_fio() {
 	fi
 	st0=$(sync_state bench)
 	f0=$(flushes $DSTNB); fs0=$(flushes $SRC)
+	local l0=0 l1=0
+	[ -z "${LINK_DEV:-}" ] || l0=$(flushes "$LINK_DEV")
 	s0=$(now)
 	run_fio "$id" /dev/mapper/bench "$j"
 	rc=$?
 	s1=$(now)
 	f1=$(flushes $DSTNB); fs1=$(flushes $SRC)
+	[ -z "${LINK_DEV:-}" ] || l1=$(flushes "$LINK_DEV")
 	st1=$(sync_state bench)
 	c=$(fm_counters bench)
 	gf=${c% *} df=${c#* }
@@ -286,6 +319,8 @@ measure_fio() {
 		--argjson regions "$tot" --argjson region_sectors "$REGION" \
 		--argjson copy_rate_kib "$([ "$mode" = copy ] && echo "$B2_RATE" || echo null)" \
 		--argjson mirror_throttle_pct "$thr" \
+		--argjson rtt_ms "${CUR_RTT:-null}" \
+		--argjson link_flushes "$([ -n "${LINK_DEV:-}" ] && echo $((l1 - l0)) || echo null)" \
 		'$ARGS.named'
 	log "$id: $(tail -n 1 "$REC" | jq -r '"iops=\(.iops) dstfl=\(.dst_flushes) gfl=\(.guest_flushes) sync_p99=\(.sync_p99_us)us \(.phase_before)->\(.phase_after) \(.copied_before)->\(.copied_after)/\(.regions)"')"
 }
@@ -353,68 +388,220 @@ phase_b3() {
 
 # ------------------------------------------------------------ B4
 
+# load_migrate ID PEER LEN JOBS PRE POST LINEAR_S: fio (randwrite 4k
+# fsync=1, JOBS jobs) runs on "b4", a linear table over $SRC; after PRE s
+# the table is reloaded to PEER (the migration starts, t=0: pvmove's way),
+# the copy runs to synced and fio goes on POST s (linear: not reloaded,
+# fio runs LINEAR_S s more: the ceiling line).  Sets LM_OK, LM_T (time to
+# synced in s, null for linear), LM_DSTFL (flushes $DSTNB completed),
+# LM_FIO (fio's JSON in $OUT/fio/ID.json) and the IOPS series
+# $OUT/series/ID.iops (t=0 at the reload), progress in ID.progress.
+load_migrate() {
+	local id=$1 peer=$2 len=$3 jobs=$4 pre=$5 post=$6 lin=$7
+	local t0 tr ts fpid ppid st f0
+	LM_OK=false LM_T=null LM_DSTFL=null LM_FIO=$OUT/fio/$id.json
+	dm_mk b4 "0 $len linear $SRC 0" || { log "ERROR: b4 linear"; return 1; }
+	f0=$(flushes $DSTNB)
+	t0=$(now)
+	fio "${FIO_COMMON[@]}" --name="$id" --filename=/dev/mapper/b4 \
+		--numjobs="$jobs" --fsync=1 --time_based --runtime=$SYNC_TIMEOUT \
+		--write_iops_log="$TMP/$id" --log_avg_msec=250 --log_unix_epoch=1 \
+		--output-format=json --output="$TMP/fio.json" 2>"$TMP/fio.err" &
+	fpid=$!
+	sleep "$pre"
+	tr=$(now)
+	LM_OK=true
+	if [ "$peer" = linear ]; then
+		sleep "$lin"
+	else
+		timeout 120 dmsetup load b4 --table "$(peer_table "$peer" copy "$len")" &&
+			timeout 120 dmsetup resume b4 || LM_OK=false
+		# copy progress, every second
+		( while :; do
+			st=$(sync_state b4)
+			echo "$(fsub "$(now)" "$tr") $st"
+			case $st in synced*|none*|failed*) break ;; esac
+			sleep 1
+		  done ) >"$OUT/series/$id.progress" &
+		ppid=$!
+		$LM_OK && { wait_synced b4 "$SYNC_TIMEOUT" || LM_OK=false; }
+		ts=$(now)
+		LM_T=$(fsub "$ts" "$tr")
+		wait $ppid 2>/dev/null
+		sleep "$post"
+	fi
+	kill -INT $fpid 2>/dev/null
+	wait $fpid
+	LM_DSTFL=$(($(flushes $DSTNB) - f0))
+	fio_json_copy "$TMP/fio.json" "$LM_FIO"
+	# fio's log: one file per job (unix epoch msec, IOPS per 250 ms);
+	# the Nth lines of the jobs summed, at the first job's time, shifted
+	# to t=0 at the reload
+	awk -F', *' -v tr="$tr" 'FNR == NR { t[FNR] = $1 } { s[FNR] += $2; n = FNR > n ? FNR : n }
+		END { for (i = 1; i <= n; i++) if (i in t) printf "%.3f %s\n", t[i] / 1000 - tr, s[i] }' \
+		"$TMP/${id}"_iops.*.log >"$OUT/series/$id.iops" 2>/dev/null
+	rm -f "$TMP/${id}"_iops.*.log
+	dm_rm b4
+	$LM_OK
+}
+
+# series_mean ID FROM TO: mean IOPS of the series between FROM and TO s
+series_mean() {
+	awk -v a="$2" -v b="$3" '$1 > a && $1 <= b { s += $2; n++ }
+		END { print n ? s / n : "null" }' "$OUT/series/$1.iops"
+}
+
 phase_b4() {
-	local len run peer id t0 tr ts te fpid ppid ok st f0 f1
+	local len run peer id tlim
 	len=$((B4_SIZE_MB * 2048))
 	set_delay "$B4_DELAY"
 	for ((run = 1; run <= RUNS; run++)); do
 		for peer in $(split "$PEERS"); do
 			id=B4-$peer-r$run
-			dm_mk b4 "0 $len linear $SRC 0" || { log "ERROR: b4 linear"; continue; }
-			f0=$(flushes $DSTNB)
-			t0=$(now)
-			fio "${FIO_COMMON[@]}" --name="$id" --filename=/dev/mapper/b4 \
-				--numjobs=1 --fsync=1 --time_based --runtime=$SYNC_TIMEOUT \
-				--write_iops_log="$TMP/$id" --log_avg_msec=250 --log_unix_epoch=1 \
-				--output-format=json --output="$TMP/fio.json" 2>"$TMP/fio.err" &
-			fpid=$!
-			sleep "$B4_PRE"
-			tr=$(now)
-			ok=true
-			if [ "$peer" = linear ]; then
-				sleep "$B4_LINEAR_S"
-				ts=$(now)
-			else
-				# the migration starts (t=0): reload under load, pvmove's way
-				tr=$(now)
-				timeout 120 dmsetup load b4 --table "$(peer_table "$peer" copy "$len")" &&
-					timeout 120 dmsetup resume b4 || ok=false
-				# copy progress, every second
-				( while :; do
-					st=$(sync_state b4)
-					echo "$(fsub "$(now)" "$tr") $st"
-					case $st in synced*|none*|failed*) break ;; esac
-					sleep 1
-				  done ) >"$OUT/series/$id.progress" &
-				ppid=$!
-				$ok && { wait_synced b4 "$SYNC_TIMEOUT" || ok=false; }
-				ts=$(now)
-				wait $ppid 2>/dev/null
-				sleep "$B4_POST"
-			fi
-			te=$(now)
-			kill -INT $fpid 2>/dev/null
-			wait $fpid
-			f1=$(flushes $DSTNB)
-			fio_json_copy "$TMP/fio.json" "$OUT/fio/$id.json"
-			# fio log: unix epoch msec, iops; shift to t=0 at the reload
-			awk -F', *' -v tr="$tr" '{ printf "%.3f %s\n", $1 / 1000 - tr, $2 }' \
-				"$TMP/${id}_iops.1.log" >"$OUT/series/$id.iops" 2>/dev/null
-			rm -f "$TMP/${id}"_iops.*.log
-			dm_rm b4
+			load_migrate "$id" "$peer" "$len" 1 "$B4_PRE" "$B4_POST" "$B4_LINEAR_S"
+			tlim=$LM_T
+			[ "$tlim" = null ] && tlim=$B4_LINEAR_S
 			record --arg phase B4 --arg peer "$peer" --argjson run "$run" \
-				--argjson ok "$ok" --argjson delay_ms "$B4_DELAY" \
+				--argjson ok "$LM_OK" --argjson delay_ms "$B4_DELAY" \
 				--argjson bytes "$((len * 512))" \
-				--argjson time_to_synced_s "$([ "$peer" = linear ] && echo null || fsub "$ts" "$tr")" \
-				--argjson iops_during "$(awk -v a=0 -v b="$(fsub "$ts" "$tr")" '$1 > a && $1 <= b { s += $2; n++ } END { print n ? s / n : "null" }' "$OUT/series/$id.iops")" \
-				--argjson iops_after "$(awk -v a="$(fsub "$ts" "$tr")" '$1 > a + 0.5 { s += $2; n++ } END { print n ? s / n : "null" }' "$OUT/series/$id.iops")" \
-				--argjson iops_before "$(awk '$1 <= 0 && $1 > -'"$B4_PRE"' + 0.5 { s += $2; n++ } END { print n ? s / n : "null" }' "$OUT/series/$id.iops")" \
-				--argjson dst_flushes "$((f1 - f0))" \
-				--argjson guest_flushes "$(jf "$OUT/fio/$id.json" '.jobs[0].sync.total_ios')" \
+				--argjson time_to_synced_s "$LM_T" \
+				--argjson iops_during "$(series_mean "$id" 0 "$tlim")" \
+				--argjson iops_after "$(series_mean "$id" "$(fsub "$tlim" -0.5)" 1e9)" \
+				--argjson iops_before "$(series_mean "$id" "$(fsub 0.5 "$B4_PRE")" 0)" \
+				--argjson dst_flushes "$LM_DSTFL" \
+				--argjson guest_flushes "$(jf "$LM_FIO" '.jobs[0].sync.total_ios')" \
 				'$ARGS.named'
 			log "B4 $peer run $run: $(tail -n 1 "$REC" | jq -c 'del(.phase, .peer, .run)')"
 		done
 	done
+}
+
+# ------------------------------------------------------------ B5
+
+# b5_rtt: the link's measured round trip in ms (median of 15 TCP
+# connects to a closed port of the remote host: SYN out, RST back, no
+# server involved)
+b5_rtt() {
+	python3 - "$NBD_REMOTE_IP" <<-'PY'
+	import socket, statistics, sys, time
+	ts = []
+	for _ in range(15):
+	    s = socket.socket()
+	    s.settimeout(5)
+	    t = time.perf_counter()
+	    try:
+	        s.connect((sys.argv[1], 9))
+	    except OSError:
+	        pass
+	    ts.append((time.perf_counter() - t) * 1000)
+	    s.close()
+	print("%.3f" % statistics.median(ts))
+	PY
+}
+
+# b5_copy RTT RUN CFG: one idle copy of the whole source to the NBD
+# device, timed to synced (dd: to its end, conv=fsync)
+b5_copy() {
+	local rtt=$1 run=$2 cfg=$3 len t0 t1 f0 f1 l0 l1 ok=true
+	len=$(blockdev --getsz $SRC)
+	f0=$(flushes $DSTNB); l0=$(flushes "$LINK_DEV")
+	t0=$(now)
+	case $cfg in
+	dd-*)
+		dd if=$SRC of="$DST" bs="${cfg#dd-}" iflag=direct oflag=direct \
+			conv=fsync status=none || ok=false ;;
+	dm-mirror)
+		dm_mk bench "$(peer_table dm-mirror copy "$len")" || ok=false
+		$ok && { wait_synced bench "$SYNC_TIMEOUT" || ok=false; } ;;
+	fm-j*)
+		dm_mk bench "$(peer_table fm-gen copy "$len" copy_jobs "${cfg#fm-j}")" || ok=false
+		$ok && { wait_synced bench "$SYNC_TIMEOUT" || ok=false; } ;;
+	esac
+	t1=$(now)
+	dm_rm bench
+	f1=$(flushes $DSTNB); l1=$(flushes "$LINK_DEV")
+	record --arg phase B5 --arg kind copy --arg peer "$cfg" \
+		--argjson rtt_ms "$rtt" --argjson rtt_measured_ms "$B5_RTT_MEAS" \
+		--argjson run "$run" --argjson ok "$ok" \
+		--argjson bytes "$((len * 512))" --argjson time_s "$(fsub "$t1" "$t0")" \
+		--argjson dst_flushes "$((f1 - f0))" --argjson link_flushes "$((l1 - l0))" \
+		--argjson region_sectors "$REGION" '$ARGS.named'
+	log "B5 ${rtt}ms copy $cfg run $run: $(fsub "$t1" "$t0") s ok=$ok server flushes=$((f1 - f0))"
+}
+
+# B5: the destination on a "remote host" over NBD (nbd-lib.sh), for each
+# round trip of $B5_RTTS.  Devices of its own: b5src (local, the source)
+# and b5dst (the null_blk nbd-server exports from the remote namespace;
+# destination flushes are counted there, at the server, as $DSTNB), both
+# with a volatile cache.  The peers' destination is the NBD device ($DST).
+phase_b5() {
+	local SRC=/dev/b5src DSTNB=/dev/b5dst DST LINK_DEV CUR_RTT
+	local B2_RATE=$B5_RATE RUNTIME=$B5_RUNTIME len rtt run cfg j peer mode id tlim jb
+	local E2E_TMP=$TMP/nbd FM_ATEXIT=() FM_PIDS=() FM_DMS=()
+	mkdir -p "$E2E_TMP"
+	# what nbd-lib.sh takes from the e2e lib.sh
+	flush_count() { flushes "$1"; }
+	dm_remove() { dm_rm "$1"; }
+	. "$FM_REPO/scripts/e2e/nbd-lib.sh"
+	NBD_TIMEOUT=${FMB_B5_NBD_TIMEOUT:-30}
+	if ! nbd_init 2>"$TMP/nbd-init.err"; then
+		log "SKIP B5: $(cat "$TMP/nbd-init.err")"
+		return 0
+	fi
+	nb_make b5src "$B5_SIZE_MB" "$B5_CACHE_MB" && nb_make b5dst "$B5_SIZE_MB" "$B5_CACHE_MB" ||
+		{ log "FATAL: B5 null_blk"; return 1; }
+	dd if=/dev/zero of=$SRC bs=1M count="$B5_SIZE_MB" oflag=direct conv=fsync status=none
+	dd if=/dev/zero of=$DSTNB bs=1M count="$B5_SIZE_MB" oflag=direct conv=fsync status=none
+	nbd_net_up 0 && nbd_server_start $DSTNB && nbd_connect ||
+		{ log "ERROR: B5 link/nbd-server/nbd-client"; nbd_cleanup; return 1; }
+	DST=$NBD_DEV LINK_DEV=$NBD_DEV
+	len=$(blockdev --getsz $SRC)
+	log "B5: $DST over $NBD_MODE (timeout ${NBD_TIMEOUT}s), write cache: $(cat "/sys/block/${DST#/dev/}/queue/write_cache"), ${B5_SIZE_MB} MiB, runs $B5_RUNS, fio ${B5_RUNTIME}s"
+	[ "$(blockdev --getsz "$DST")" = "$len" ] || { log "ERROR: B5: $DST size"; nbd_cleanup; return 1; }
+	for rtt in $(split "$B5_RTTS"); do
+		nbd_delay "$rtt"
+		CUR_RTT=$rtt
+		B5_RTT_MEAS=$(b5_rtt)
+		log "=== B5 round trip $rtt ms (measured $B5_RTT_MEAS ms)"
+		for ((run = 1; run <= B5_RUNS; run++)); do
+			# 1. idle copy
+			for cfg in $(for jb in $(split "$B5_DD_BS"); do echo "dd-$jb"; done) dm-mirror \
+					$(for jb in $(split "$B5_COPY_JOBS"); do echo "fm-j$jb"; done); do
+				b5_copy "$rtt" "$run" "$cfg"
+			done
+			# 2. fsync load, synced and copying, and the source alone
+			for j in $(split "$B5_JOBS"); do
+				for mode in synced copy; do
+					for peer in $(split "$PEERS"); do
+						[ "$mode" = copy ] && [ "$peer" = linear ] && continue
+						measure_fio B5 "$peer" "$mode" "$rtt" "$j" "$run"
+					done
+				done
+			done
+			# 3. the migration under that load (B4 over the link)
+			for peer in $(split "$PEERS"); do
+				id=B5-$peer-rtt$rtt-r$run
+				load_migrate "$id" "$peer" "$len" "$B5_LOAD_JOBS" "$B5_PRE" "$B5_POST" 5
+				tlim=$LM_T
+				[ "$tlim" = null ] && tlim=5
+				record --arg phase B5 --arg kind load --arg peer "$peer" \
+					--argjson rtt_ms "$rtt" --argjson rtt_measured_ms "$B5_RTT_MEAS" \
+					--argjson run "$run" --argjson ok "$LM_OK" \
+					--argjson jobs "$B5_LOAD_JOBS" --argjson bytes "$((len * 512))" \
+					--argjson time_to_synced_s "$LM_T" \
+					--argjson iops_during "$(series_mean "$id" 0 "$tlim")" \
+					--argjson iops_after "$(series_mean "$id" "$(fsub "$tlim" -0.5)" 1e9)" \
+					--argjson iops_before "$(series_mean "$id" "$(fsub 0.5 "$B5_PRE")" 0)" \
+					--argjson dst_flushes "$LM_DSTFL" \
+					--argjson guest_flushes "$(jf "$LM_FIO" '.jobs[0].sync.total_ios')" \
+					--argjson sync_p99_us "$(jf "$LM_FIO" '(.jobs[0].sync.lat_ns.percentile["99.000000"] // null) | if . then ./1000 else null end')" \
+					'$ARGS.named'
+				log "B5 ${rtt}ms load $peer run $run: $(tail -n 1 "$REC" | jq -c 'del(.phase, .peer, .run, .kind)')"
+			done
+		done
+	done
+	nbd_cleanup
+	unset -f flush_count dm_remove
 }
 
 # ------------------------------------------------------------ B6
@@ -469,10 +656,10 @@ phase_b6() {
 	"$PG_BIN/pgbench" -i -q -s "$B6_SCALE" -h "$PG_RUN/sock" -U postgres \
 		postgres >"$OUT/fio/B6-init.txt" 2>&1 ||
 		{ log "ERROR: pgbench -i: $(tail -n 3 "$OUT/fio/B6-init.txt")"; return 1; }
-	log "B6: scale $B6_SCALE, $B6_CLIENTS clients, ${B6_RUNTIME}s per run"
+	log "B6: scale $B6_SCALE, $B6_CLIENTS clients, ${B6_RUNTIME}s per run, $B6_RUNS runs"
 	for d in $(split "$DELAYS"); do
 		set_delay "$d"
-		for ((run = 1; run <= RUNS; run++)); do
+		for ((run = 1; run <= B6_RUNS; run++)); do
 			for mode in synced copy; do
 				for peer in $(split "$PEERS"); do
 					[ "$mode" = copy ] && [ "$peer" = linear ] && continue
@@ -531,7 +718,16 @@ phase_b6() {
 # ------------------------------------------------------------ main
 
 log "bench guest: $(uname -r) phases=$PHASES runs=$RUNS delays=$DELAYS jobs=$JOBS runtime=${RUNTIME}s size=${SIZE_MB}MiB region=$REGION"
-setup_devices
+case ,$PHASES, in
+*,B5,*) log "B5: round trips $B5_RTTS ms, ${B5_SIZE_MB} MiB, runs $B5_RUNS, fio ${B5_RUNTIME}s, jobs $B5_JOBS, copy_rate $B5_RATE KiB/s, copy_jobs $B5_COPY_JOBS, load jobs $B5_LOAD_JOBS" ;;
+esac
+# B5 has devices of its own: bsrc/bdst only for the other phases
+if [ -n "$(split "$PHASES" | tr ' ' '\n' | grep -vx 'B5')" ]; then
+	setup_devices
+else
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	dmsetup targets | grep -q '^flushmirror ' || { log "FATAL: no flushmirror target"; exit 1; }
+fi
 for ph in $(split "$PHASES"); do
 	log "=== $ph"
 	case $ph in
@@ -539,6 +735,7 @@ for ph in $(split "$PHASES"); do
 	B2) phase_fio B2 ;;
 	B3) phase_b3 ;;
 	B4) phase_b4 ;;
+	B5) phase_b5 ;;
 	B6) phase_b6 ;;
 	*) log "unknown phase $ph" ;;
 	esac

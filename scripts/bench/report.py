@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Aggregate the benchmark records written by scripts/bench/guest.sh.
+"""Aggregate the benchmark records written by scripts/bench/guest.sh
+(phases B1 to B6).
 
 Usage: report.py BENCH_DIR [--smoke]
 
@@ -280,6 +281,237 @@ def b6(recs):
     return out
 
 
+def b5(recs):
+    """B5, the remote destination over NBD, per round trip: the idle copy
+    (dd over the link, dm-mirror, flushmirror per copy_jobs), the fio
+    fsync load synced and copying (and the source alone), and the
+    migration under that load; plus the issue's goals, checked."""
+    rs5 = [r for r in recs if r.get("phase") == "B5"]
+    if not rs5:
+        return None
+    rtts = sorted({r["rtt_ms"] for r in rs5 if r.get("rtt_ms") is not None})
+    out = {"rtts": rtts, "link": [], "copy": [], "fio": [], "load": [],
+           "goals": []}
+    copies = defaultdict(list)
+    fios = defaultdict(list)
+    loads = defaultdict(list)
+    meas = defaultdict(list)
+    for r in rs5:
+        kind = r.get("kind") or "fio"
+        if r.get("rtt_measured_ms") is not None:
+            meas[r["rtt_ms"]].append(r["rtt_measured_ms"])
+        if kind == "copy" and r.get("ok"):
+            copies[(r["rtt_ms"], r["peer"])].append(r)
+        elif kind == "load":
+            loads[(r["rtt_ms"], r["peer"])].append(r)
+        elif kind == "fio":
+            fios[(r["rtt_ms"], r["jobs"], r["mode"], r["peer"])].append(r)
+
+    def corder(p):
+        if p.startswith("dd-"):
+            return (0, p)
+        if p == "dm-mirror":
+            return (1, p)
+        return (2, int(p[4:]) if p[4:].isdigit() else 99)
+
+    idx_copy = {}
+    for rtt in rtts:
+        peers = sorted({p for (t, p) in copies if t == rtt}, key=corder)
+        mibs = {}
+        for p in peers:
+            rs = copies[(rtt, p)]
+            t = spread([r["time_s"] for r in rs])
+            mib = rs[0]["bytes"] / 2**20
+            mibs[p] = mib / t["median"] if t and t["median"] else None
+            g = {"rtt_ms": rtt, "peer": p, "mib": mib, "time_s": t,
+                 "mib_s": mibs[p],
+                 "dst_flushes": spread([r.get("dst_flushes") for r in rs])}
+            out["copy"].append(g)
+            idx_copy[(rtt, p)] = g
+        dds = [v for p, v in mibs.items() if p.startswith("dd-") and v]
+        link = max(dds) if dds else None
+        mir = idx_copy.get((rtt, "dm-mirror"))
+        for p in peers:
+            g = idx_copy[(rtt, p)]
+            g["rate_vs_dd"] = ratio(g["mib_s"], link)
+            g["time_vs_dm_mirror"] = ratio(med(g["time_s"]),
+                                           med(mir["time_s"]) if mir else None)
+        out["link"].append({"rtt_ms": rtt, "rtt_measured_ms": spread(meas[rtt]),
+                            "dd_mib_s": link})
+
+    def forder(k):
+        rtt, j, m, p = k
+        return (rtt, j, 0 if m == "synced" else 1,
+                PEERS.index(p) if p in PEERS else 99)
+    idx = {}
+    for k in sorted(fios, key=forder):
+        rtt, j, m, p = k
+        rs = fios[k]
+        copy_mibs = [(r["copied_after"] - r["copied_before"]) *
+                     r["region_sectors"] * 512 / 2**20 / r["wall_s"]
+                     for r in rs if r.get("regions") and r.get("wall_s")
+                     and r.get("copied_before") is not None]
+        g = {"rtt_ms": rtt, "jobs": j, "mode": m, "peer": p,
+             "iops": spread([r.get("iops") for r in rs]),
+             "sync_p50_us": spread([r.get("sync_p50_us") for r in rs]),
+             "sync_p99_us": spread([r.get("sync_p99_us") for r in rs]),
+             "dst_flushes_per_guest_flush": spread(
+                 [r["dst_flushes"] / r["guest_flushes"] for r in rs
+                  if r.get("guest_flushes")]),
+             "fm_issued_per_guest_flush": spread(
+                 [r["fm_dest_flushes"] / r["guest_flushes"] for r in rs
+                  if r.get("fm_dest_flushes") is not None and
+                  r.get("guest_flushes")]),
+             "copy_mib_s": spread(copy_mibs) if m == "copy" else None,
+             "phase_after": sorted({r.get("phase_after") for r in rs}),
+             "fio_errors": sum(1 for r in rs if r.get("fio_rc"))}
+        out["fio"].append(g)
+        idx[k] = g
+    for g in out["fio"]:
+        src = idx.get((g["rtt_ms"], g["jobs"], "synced", "linear"))
+        mir = idx.get((g["rtt_ms"], g["jobs"], g["mode"], "dm-mirror"))
+        g["iops_vs_source"] = ratio(med(g["iops"]),
+                                    med(src["iops"]) if src else None)
+        g["iops_vs_dm_mirror"] = ratio(med(g["iops"]),
+                                       med(mir["iops"]) if mir else None)
+
+    for rtt in rtts:
+        src = loads.get((rtt, "linear"), [])
+        ceil = spread([r.get("iops_during") for r in src])
+        for p in PEERS:
+            rs = loads.get((rtt, p))
+            if not rs:
+                continue
+            t = spread([r.get("time_to_synced_s") for r in rs if r.get("ok")])
+            # the idle copy of the same copier: dm-mirror's resync, or
+            # flushmirror with its default copy_jobs (8)
+            idle = idx_copy.get((rtt, "dm-mirror" if p == "dm-mirror"
+                                 else "fm-j8"))
+            during = spread([r.get("iops_during") for r in rs])
+            out["load"].append({
+                "rtt_ms": rtt, "peer": p, "jobs": rs[0].get("jobs"),
+                "mib": rs[0]["bytes"] / 2**20,
+                "time_to_synced_s": t,
+                "idle_time_s": idle["time_s"] if idle and p != "linear" else None,
+                "time_vs_idle": ratio(med(t), med(idle["time_s"]))
+                if idle and p != "linear" else None,
+                "iops_before": spread([r.get("iops_before") for r in rs]),
+                "iops_during": during,
+                "iops_after": spread([r.get("iops_after") for r in rs]),
+                "iops_during_vs_source": ratio(med(during), med(ceil)),
+                "dst_flushes_per_guest_flush": spread(
+                    [r["dst_flushes"] / r["guest_flushes"] for r in rs
+                     if r.get("guest_flushes")]),
+                "failed_runs": sum(1 for r in rs if not r.get("ok"))})
+
+    # the goals of issue 11, at every round trip (the issue's are at 2 ms)
+    G = out["goals"]
+    def goal(rtt, what, value, target, met):
+        G.append({"rtt_ms": rtt, "goal": what, "value": value,
+                  "target": target, "met": met})
+    for rtt in rtts:
+        fm = [g for g in out["copy"] if g["rtt_ms"] == rtt and
+              g["peer"].startswith("fm-j") and g["rate_vs_dd"] is not None]
+        if fm:
+            best = max(fm, key=lambda g: g["rate_vs_dd"])
+            goal(rtt, "idle copy >= 0.9x dd over the link (best copy_jobs: %s)"
+                 % best["peer"][4:], best["rate_vs_dd"], 0.9,
+                 best["rate_vs_dd"] >= 0.9)
+        for g in out["fio"]:
+            if g["rtt_ms"] != rtt or g["peer"] != "fm-gen":
+                continue
+            if g["mode"] == "copy":
+                for what, v, tgt in (("copying IOPS >= 0.5x the source alone",
+                                      g["iops_vs_source"], 0.5),
+                                     ("copying IOPS >= 10x dm-mirror",
+                                      g["iops_vs_dm_mirror"], 10)):
+                    if v is not None:
+                        goal(rtt, "%s (jobs %d)" % (what, g["jobs"]), v, tgt,
+                             v >= tgt)
+            elif g["iops_vs_dm_mirror"] is not None:
+                goal(rtt, "synced IOPS >= dm-mirror (jobs %d)" % g["jobs"],
+                     g["iops_vs_dm_mirror"], 1.0,
+                     g["iops_vs_dm_mirror"] >= 1.0)
+        for g in out["load"]:
+            if g["rtt_ms"] == rtt and g["peer"] in FM:
+                goal(rtt, "converges under load (%s)" % g["peer"],
+                     g["time_vs_idle"], None, g["failed_runs"] == 0 and
+                     g["time_to_synced_s"] is not None)
+    return out
+
+
+def b5_table(res, w):
+    r5 = res.get("B5")
+    if not r5:
+        return
+    mib = r5["copy"][0]["mib"] if r5["copy"] else None
+    w("")
+    w("B5 remote destination over NBD: veth + netem round trip, nbd-server "
+      "(other network namespace) exporting a null_blk, %s MiB" %
+      fnum(mib))
+    w("srvfl: flushes the server's null_blk completed (stat field 16); "
+      "/dd: copy rate / the fastest dd over the link; /source: IOPS / the "
+      "source alone (dm-linear)")
+    w("%-6s %-12s %-18s" % ("RTT", "measured ms", "dd over link MiB/s"))
+    for l in r5["link"]:
+        w("%-6s %-12s %-18s" % ("%gms" % l["rtt_ms"],
+                                fnum(med(l["rtt_measured_ms"]), "{:.2f}"),
+                                fnum(l["dd_mib_s"], "{:.1f}")))
+    w("")
+    w("B5 idle copy to synced")
+    w("%-6s %-10s %-22s %-8s %-6s %-10s %-6s" % (
+        "RTT", "copier", "time s", "MiB/s", "/dd", "/dm-mirror", "srvfl"))
+    for g in r5["copy"]:
+        w("%-6s %-10s %-22s %-8s %-6s %-10s %-6s" % (
+            "%gms" % g["rtt_ms"], g["peer"], fspread(g["time_s"], "{:.2f}"),
+            fnum(g["mib_s"], "{:.1f}"), fratio(g["rate_vs_dd"]),
+            fratio(g["time_vs_dm_mirror"]), fnum(med(g["dst_flushes"]))))
+    w("")
+    w("B5 fio randwrite 4k direct fsync=1, synced and copying (flushmirror "
+      "copy_rate %s KiB/s; dm-mirror resyncs at full speed)" %
+      res["meta"].get("b5_copy_rate_kib", "?"))
+    w("%-6s %-4s %-6s %-10s %-20s %-7s %-7s %-9s %-7s %-7s %-7s %s" % (
+        "RTT", "jobs", "mode", "peer", "IOPS", "p50 ms", "p99 ms",
+        "srvfl/gfl", "issued", "/source", "/mirror", "copy MiB/s"))
+    for g in r5["fio"]:
+        p50, p99 = med(g["sync_p50_us"]), med(g["sync_p99_us"])
+        w("%-6s %-4s %-6s %-10s %-20s %-7s %-7s %-9s %-7s %-7s %-7s %s" % (
+            "%gms" % g["rtt_ms"], g["jobs"], g["mode"], g["peer"],
+            fspread(g["iops"]),
+            fnum(p50 / 1000 if p50 is not None else None, "{:.2f}"),
+            fnum(p99 / 1000 if p99 is not None else None, "{:.2f}"),
+            fnum(med(g["dst_flushes_per_guest_flush"]), "{:.2f}"),
+            fnum(med(g["fm_issued_per_guest_flush"]), "{:.2f}"),
+            fratio(g["iops_vs_source"]), fratio(g["iops_vs_dm_mirror"]),
+            fspread(g["copy_mib_s"], "{:.1f}") if g["mode"] == "copy" else ""))
+    if r5["load"]:
+        w("")
+        w("B5 migration under fio randwrite 4k fsync=1, %s jobs (linear: the "
+          "source alone); idle: the same copier's idle copy" %
+          r5["load"][0]["jobs"])
+        w("%-6s %-10s %-20s %-8s %-8s %-16s %-16s %-16s %-8s %-9s" % (
+            "RTT", "peer", "time to synced s", "idle s", "/idle",
+            "IOPS before", "IOPS during", "IOPS after", "/source",
+            "srvfl/gfl"))
+        for g in r5["load"]:
+            w("%-6s %-10s %-20s %-8s %-8s %-16s %-16s %-16s %-8s %-9s" % (
+                "%gms" % g["rtt_ms"], g["peer"],
+                fspread(g["time_to_synced_s"], "{:.1f}"),
+                fnum(med(g["idle_time_s"]), "{:.1f}"),
+                fratio(g["time_vs_idle"]), fspread(g["iops_before"]),
+                fspread(g["iops_during"]), fspread(g["iops_after"]),
+                fratio(g["iops_during_vs_source"]),
+                fnum(med(g["dst_flushes_per_guest_flush"]), "{:.2f}")))
+    if r5["goals"]:
+        w("")
+        w("B5 goals of issue 11 (flushmirror generation; the issue sets them "
+          "at 2 ms)")
+        for g in r5["goals"]:
+            w("%-6s %-62s %-8s %s" % (
+                "%gms" % g["rtt_ms"], g["goal"], fratio(g["value"]),
+                "met" if g["met"] else "NOT met"))
+
+
 def table(res):
     L = []
     w = L.append
@@ -372,6 +604,7 @@ def table(res):
                 fnum(med(g["fm_saved_share"]), "{:.2f}"),
                 fratio(g["tps_vs_ceiling"]), fratio(g["tps_vs_dm_mirror"]),
                 ",".join(p or "?" for p in g["phase_after"])))
+    b5_table(res, w)
     return "\n".join(L) + "\n"
 
 
@@ -485,6 +718,73 @@ unset key
 plot 'b3.dat' using 2:xtic(1)
 """, pd)
 
+    # B5: the idle copy rate per round trip, IOPS and server flushes
+    r5 = res.get("B5")
+    if r5:
+        def hist(name, rows, cols, get, title, ylabel, log=False):
+            dat = os.path.join(pd, name + ".dat")
+            with open(dat, "w") as f:
+                f.write("case " + " ".join(cols) + "\n")
+                for label, key in rows:
+                    vals = []
+                    for c in cols:
+                        v = get(key, c)
+                        vals.append("NaN" if v is None else "%g" % v)
+                    f.write('"%s" %s\n' % (label, " ".join(vals)))
+            gnuplot(term + """
+set output '%s.png'
+set title '%s'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top right
+set ylabel '%s'
+%s
+set grid ytics
+set xtics rotate by -30
+plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
+""" % (name, title, ylabel,
+       "set logscale y\nset yrange [1:*]" if log else "set yrange [0:*]",
+       len(cols) + 1, os.path.basename(dat)), pd)
+        cidx = {(g["rtt_ms"], g["peer"]): g for g in r5["copy"]}
+        ccols = []
+        for g in r5["copy"]:
+            if g["peer"] not in ccols:
+                ccols.append(g["peer"])
+        hist("b5-copy-rate", [("%g ms" % t, t) for t in r5["rtts"]], ccols,
+             lambda t, c: cidx[(t, c)]["mib_s"] if (t, c) in cidx else None,
+             "B5: idle copy rate to synced over NBD (MiB/s, median; x: round "
+             "trip)", "MiB/s")
+        fidx = {(g["rtt_ms"], g["jobs"], g["mode"], g["peer"]): g
+                for g in r5["fio"]}
+        rows = []
+        for g in r5["fio"]:
+            k = (g["rtt_ms"], g["jobs"], g["mode"])
+            lab = ("%gms/%dj/%s" % k, k)
+            if lab not in rows:
+                rows.append(lab)
+        fcols = [p for p in PEERS if any(g["peer"] == p for g in r5["fio"])]
+        hist("b5-iops", rows, fcols,
+             lambda k, c: med(fidx[k + (c,)]["iops"]) if k + (c,) in fidx
+             else None,
+             "B5: guest IOPS, fio randwrite 4k fsync=1 over NBD (x: round "
+             "trip / jobs / synced or copying)",
+             "guest write IOPS (log scale)", log=True)
+        hist("b5-flushes", rows, [c for c in fcols if c != "linear"],
+             lambda k, c: med(fidx[k + (c,)]["dst_flushes_per_guest_flush"])
+             if k + (c,) in fidx else None,
+             "B5: server-side destination flushes per guest flush",
+             "server flushes per guest flush")
+        lidx = {(g["rtt_ms"], g["peer"]): g for g in r5["load"]}
+        lcols = [p for p in PEERS if p != "linear" and
+                 any(g["peer"] == p for g in r5["load"])]
+        hist("b5-time-to-synced", [("%g ms" % t, t) for t in r5["rtts"]],
+             lcols,
+             lambda t, c: med(lidx[(t, c)]["time_to_synced_s"])
+             if (t, c) in lidx else None,
+             "B5: time to synced under the fsync load over NBD (s, median)",
+             "seconds")
+
 
 def main():
     if len(sys.argv) < 2:
@@ -506,6 +806,9 @@ def main():
         "smoke": "--smoke" in sys.argv,
         "b2_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
                                   if r.get("phase") == "B2"), None),
+        "b5_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
+                                  if r.get("phase") == "B5" and
+                                  r.get("copy_rate_kib")), None),
         "b6_copy_rate_kib": next((r.get("copy_rate_kib") for r in recs
                                   if r.get("phase") == "B6" and
                                   r.get("copy_rate_kib")), None),
@@ -515,7 +818,7 @@ def main():
     }
     res = {"meta": meta, "B1": fio_phase(recs, "B1"),
            "B2": fio_phase(recs, "B2"), "B3": b3(recs), "B4": b4(recs),
-           "B6": b6(recs)}
+           "B5": b5(recs), "B6": b6(recs)}
     txt = table(res)
     with open(os.path.join(bench, "results.json"), "w") as f:
         json.dump(res, f, indent=1)

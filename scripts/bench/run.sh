@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make bench: dm-flushmirror against dm-linear (the ceiling) and dm-mirror,
-# side by side in User-Mode Linux (shared/SPEC.md section 6, B1 to B4).
+# side by side in User-Mode Linux (shared/SPEC.md section 6, B1 to B4; B5
+# a remote destination over NBD, issue 11; B6 PostgreSQL, issue 13).
 #
-# Usage: scripts/bench/run.sh [--smoke] [--runs N] [--phases B1,B2,B3,B4,B6]
+# Usage: scripts/bench/run.sh [--smoke] [--runs N] [--phases B1,...,B6]
 #                             [--delays 0,5,20] [--jobs 1,8] [--runtime S]
 #                             [--no-build] [--publish]
 #   --smoke     every peer and phase, briefly (small devices, 1 run, 2 s
 #               fio): keeps the script working in CI, figures meaningless
+#   --phases    any of B1 B2 B3 B4 B5 B6, comma-separated; the records of
+#               the other phases from an earlier run are kept and reported
 #   --publish   also copy the plots to Documentation/bench/ and the table
 #               to Documentation/bench/table.txt
 #
@@ -34,7 +37,7 @@ set -euo pipefail
 BENCH=${FMB_BENCH_DIR:-$FM_BUILD/bench}
 LINUX=${FMB_LINUX:-$FM_BUILD/uml-bench/linux}
 smoke= build=1 publish=
-phases=B1,B2,B3,B4,B6
+phases=B1,B2,B3,B4,B5,B6
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1 ;;
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--runtime) export FMB_RUNTIME=$2; shift ;;
 	--no-build) build= ;;
 	--publish) publish=1 ;;
-	*) sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '4,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 	shift
 done
@@ -55,9 +58,13 @@ if [ -n "$smoke" ]; then
 	: "${FMB_SIZE_MB:=64}" "${FMB_CACHE_MB:=16}" "${FMB_B2_RATE:=4096}"
 	: "${FMB_B4_SIZE_MB:=32}" "${FMB_B4_PRE:=1}" "${FMB_B4_POST:=1}"
 	: "${FMB_B4_LINEAR_S:=2}" "${FMB_B3_JOBS:=1,16}"
+	: "${FMB_B5_RTTS:=2}" "${FMB_B5_SIZE_MB:=32}" "${FMB_B5_CACHE_MB:=16}"
+	: "${FMB_B5_RATE:=4096}" "${FMB_B5_COPY_JOBS:=8}" "${FMB_B5_DD_BS:=1M}"
+	: "${FMB_B5_JOBS:=4}" "${FMB_B5_PRE:=1}" "${FMB_B5_POST:=1}"
 	export FMB_RUNS FMB_RUNTIME FMB_DELAYS FMB_SIZE_MB FMB_CACHE_MB \
 		FMB_B2_RATE FMB_B4_SIZE_MB FMB_B4_PRE FMB_B4_POST FMB_B4_LINEAR_S \
-		FMB_B3_JOBS
+		FMB_B3_JOBS FMB_B5_RTTS FMB_B5_SIZE_MB FMB_B5_CACHE_MB FMB_B5_RATE \
+		FMB_B5_COPY_JOBS FMB_B5_DD_BS FMB_B5_JOBS FMB_B5_PRE FMB_B5_POST
 	BENCH=${FMB_BENCH_DIR:-$FM_BUILD/bench-smoke}
 fi
 
@@ -78,7 +85,16 @@ fi
 # 3. one boot per phase
 size=${FMB_SIZE_MB:-1024}
 cache=${FMB_CACHE_MB:-128}
-mem=${FMB_MEM:-$((2 * size + 2 * cache + 768))M}
+# B5 boots with devices of its own (guest.sh: b5src, b5dst), the others
+# with bsrc and bdst
+b5size=${FMB_B5_SIZE_MB:-256}
+b5cache=${FMB_B5_CACHE_MB:-64}
+phase_mem() {
+	if [ -n "${FMB_MEM:-}" ]; then echo "$FMB_MEM"
+	elif [ "$1" = B5 ]; then echo "$((2 * b5size + 2 * b5cache + 768))M"
+	else echo "$((2 * size + 2 * cache + 768))M"
+	fi
+}
 # UML keeps its memory in a file under $TMPDIR: tmpfs when it has room
 if [ -z "${TMPDIR:-}" ]; then
 	TMPDIR=/tmp
@@ -107,6 +123,7 @@ for ph in ${phases//,/ }; do
 	B3|B4) tmo=${FMB_BOOT_TIMEOUT:-2400} ;;
 	*) tmo=${FMB_BOOT_TIMEOUT:-3000} ;;
 	esac
+	mem=$(phase_mem "$ph")
 	cmdline=(
 		mem="$mem"
 		rootfstype=hostfs rootflags=/ ro
