@@ -34,14 +34,15 @@ FM=${FM_CMD:-$FM_REPO/scripts/flushmirror}
 info "flushmirror command: $FM"
 export FM_RUN_DIR=$E2E_TMP/run FM_STATE_DIR=$E2E_TMP/varlib
 MIB=16
-for d in rs_src rs_dst rs_md rs_x; do
+for d in rs_src rs_dst rs_md rs_x rs_y; do
 	nb_create $d $MIB || die "cannot create $d"
 done
 N=$(dev_sectors /dev/rs_src)
 dd if=/dev/urandom of=/dev/rs_src bs=1M count=$MIB oflag=direct status=none ||
 	die "cannot fill rs_src"
 dm_create rs_vm "0 $N linear /dev/rs_src 0" || die "cannot create rs_vm"
-# 40 sectors: less than the 48 the metadata of 256 regions needs
+# 40 sectors: less than the 48 the metadata of 256 regions needs; rs_y
+# will hold a swap signature
 dm_create rs_tiny "0 40 linear /dev/rs_x 0" || die "cannot create rs_tiny"
 V=/dev/mapper/rs_vm
 MD=$(devno /dev/rs_md)
@@ -73,7 +74,7 @@ snapshot() {
 			dmsetup table "$n"
 			dmsetup table --inactive "$n"
 		done
-		echo "md $(rd /dev/rs_md | md5sum)"
+		echo "md $(rd /dev/rs_md | md5sum) y $(rd /dev/rs_y | md5sum)"
 		ls "$FM_RUN_DIR" "$FM_STATE_DIR" 2>&1
 		cat "$FM_RUN_DIR"/* "$FM_STATE_DIR"/* 2>/dev/null | grep -v '^time='
 	} >"$E2E_TMP/snap.$1"
@@ -109,15 +110,14 @@ reboot() {
 
 # ================================================================ start refusals
 info "$SECONDS s: start --metadata refusals"
+mkswap /dev/rs_y >/dev/null 2>&1 || die "mkswap /dev/rs_y failed"
 snapshot a
 run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --metadata /dev/mapper/rs_tiny
 expect_rc start-md-too-small 1 "too small: 40 sectors.*needs 48"
 run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --metadata /dev/rs_dst
 expect_rc start-md-is-destination 1 "metadata device /dev/rs_dst is the destination"
-mkswap /dev/rs_x >/dev/null 2>&1 || die "mkswap /dev/rs_x failed"
-dm_remove rs_tiny
-run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --metadata /dev/rs_x
-expect_rc start-md-signature 1 "metadata device /dev/rs_x holds data" "swap" "--discard-metadata"
+run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --metadata /dev/rs_y
+expect_rc start-md-signature 1 "metadata device /dev/rs_y holds data" "swap" "--discard-metadata"
 sleep 60 </dev/rs_md &
 OPENER=$!
 FM_PIDS+=("$OPENER")
