@@ -182,7 +182,7 @@ static void fm_md_test_bitmap_codec(struct kunit *test)
 			!!test_bit(FM_MD_BITS_PER_BLOCK + 9, bm));
 	/* the last block: nothing past the last bit */
 	fm_md_encode_block(bm, nbits, 2, block);
-	KUNIT_EXPECT_EQ(test, block[9], 1 << 4);	/* bit 76 */
+	KUNIT_EXPECT_EQ(test, block[9] & 0xf0, 1 << 4);	/* bit 76, no more */
 	KUNIT_EXPECT_NULL(test, memchr_inv(block + 10, 0, FM_MD_BLOCK_SIZE - 10));
 	/* a block past the end is all zero */
 	fm_md_encode_block(bm, nbits, 3, block);
@@ -322,9 +322,12 @@ static void fm_md_test_rule_unsafe(struct kunit *test)
 }
 
 /*
- * A random walk of writes, copies and commits over a model of both legs:
- * after every commit, a region the disk records as copied without intent
- * must be equal on both legs in what they hold durably.
+ * A random walk of writes, copies and commits over a model of both legs,
+ * where a checkpoint's snapshot and flush come first and its commit later,
+ * with writes and copies in between (as in the target, where they go on
+ * while the legs are flushed).  After every commit, a region the disk
+ * records as copied without intent must hold the same durable data on
+ * both legs, and no write to it may be pending in a volatile cache.
  */
 static void fm_md_test_rule_random_walk(struct kunit *test)
 {
@@ -334,9 +337,9 @@ static void fm_md_test_rule_random_walk(struct kunit *test)
 	u8 dst_dur[FM_MD_TEST_N], dst_cache[FM_MD_TEST_N];
 	DECLARE_BITMAP(unsafe, FM_MD_TEST_N) = { 0 };
 	DECLARE_BITMAP(inflight, FM_MD_TEST_N) = { 0 };
+	bool flushed = false, pending = false;
+	unsigned int step, r, commits = 0, kept = 0;
 	u32 seed = 12345;
-	unsigned int step, r;
-	bool flushed;
 
 	fm_md_test_init(&t);
 	memset(src_dur, 0, sizeof(src_dur));
@@ -344,54 +347,72 @@ static void fm_md_test_rule_random_walk(struct kunit *test)
 	memset(src_cache, 0, sizeof(src_cache));
 	memset(dst_cache, 0, sizeof(dst_cache));
 
-	for (step = 0; step < 4000; step++) {
+	for (step = 0; step < 20000; step++) {
 		seed = seed * 1103515245 + 12345;
 		r = (seed >> 8) % FM_MD_TEST_N;
-		switch ((seed >> 20) % 6) {
+		switch ((seed >> 20) % 8) {
 		case 0:	/* copy a region that is not copied and not written */
 			if (test_bit(r, t.cur) || test_bit(r, inflight))
 				break;
 			dst_cache[r] = src_cache[r];
 			__set_bit(r, t.cur);
 			break;
-		case 1:	/* a write starts (unless it would have to wait) */
+		case 1:	/* a write starts (unless it has to wait) */
 		case 2:
 			if (test_bit(r, unsafe) || test_bit(r, inflight))
 				break;
 			__set_bit(r, t.touched);
 			__set_bit(r, inflight);
 			src_cache[r]++;
-			if (!test_bit(r, t.cur))
+			if (test_bit(r, t.cur))
+				dst_cache[r] = src_cache[r];
+			break;
+		case 3:	/* a write completes */
+			__clear_bit(r, inflight);
+			break;
+		case 4:	/* an intent commit (not during a checkpoint) */
+			if (pending)
 				break;
-			dst_cache[r] = src_cache[r];
-			break;
-		case 3:	/* writes complete */
-			bitmap_zero(inflight, FM_MD_TEST_N);
-			break;
-		case 4:	/* an intent commit */
 			fm_md_test_step(&t, false, false, false);
 			goto commit;
-		case 5:	/* a checkpoint: snapshot, flush, commit */
+		case 5:	/* a checkpoint begins: snapshot, then flush */
+			if (pending)
+				break;
 			bitmap_copy(t.snap, t.cur, FM_MD_TEST_N);
 			bitmap_copy(t.keep, inflight, FM_MD_TEST_N);
 			bitmap_zero(t.touched, FM_MD_TEST_N);
-			flushed = (seed >> 16) & 1;
-			if (flushed) {
-				memcpy(src_dur, src_cache, sizeof(src_dur));
-				memcpy(dst_dur, dst_cache, sizeof(dst_dur));
+			flushed = (seed >> 16) % 4 != 0;
+			/* a write in flight may or may not be covered: not */
+			for (r = 0; flushed && r < FM_MD_TEST_N; r++) {
+				if (test_bit(r, inflight))
+					continue;
+				src_dur[r] = src_cache[r];
+				dst_dur[r] = dst_cache[r];
 			}
+			pending = true;
+			break;
+		case 6:	/* ... and commits */
+		case 7:
+			if (!pending)
+				break;
+			pending = false;
 			fm_md_test_step(&t, true, true, flushed);
 			goto commit;
 		}
 		continue;
 commit:
+		/* the real target checks old | new while it writes */
+		fm_md_mark_unsafe(unsafe, t.new_copied, t.new_intent,
+				  FM_MD_TEST_N);
 		bitmap_copy(t.copied, t.new_copied, FM_MD_TEST_N);
 		bitmap_copy(t.intent, t.new_intent, FM_MD_TEST_N);
 		bitmap_zero(unsafe, FM_MD_TEST_N);
 		fm_md_mark_unsafe(unsafe, t.copied, t.intent, FM_MD_TEST_N);
+		commits++;
 		for (r = 0; r < FM_MD_TEST_N; r++) {
 			if (!test_bit(r, t.copied) || test_bit(r, t.intent))
 				continue;
+			kept++;
 			KUNIT_ASSERT_EQ_MSG(test, src_dur[r], dst_dur[r],
 					    "step %u: region %u kept but unequal",
 					    step, r);
@@ -400,6 +421,9 @@ commit:
 					    step, r);
 		}
 	}
+	/* the walk must have reached states worth checking */
+	KUNIT_EXPECT_GT(test, commits, 1000U);
+	KUNIT_EXPECT_GT(test, kept, 1000U);
 }
 
 static struct kunit_case fm_md_cases[] = {
