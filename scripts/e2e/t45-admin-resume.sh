@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # fm-qemu: skip (the admin command's resumable migration: user space, the same under UML)
-# fm-timeout: 400
+# fm-timeout: 600
 # t45-admin-resume: a resumable migration driven by scripts/flushmirror
 # (issue 12), on null_blk devices (source, destination, metadata) with a
 # dm-linear "VM disk" over the source:
@@ -11,7 +11,7 @@
 #    "metadata <dev>", the journal copy in FM_STATE_DIR says resumable and
 #    names the metadata device, and status (text and --json) shows its
 #    state and commits;
-#  - a reboot is simulated while copying (at a copy_rate that leaves it half
+#  - a reboot is simulated while copying (at a copy_rate, 128 KiB/s, that leaves it half
 #    done): the VM disk suspended and removed (as a shutdown does), the
 #    helper removed, the /run journal (FM_RUN_DIR) deleted, the copy in
 #    FM_STATE_DIR kept;
@@ -131,7 +131,7 @@ same_snapshot start-refusals-change-nothing a b
 
 # ================================================================ start
 info "$SECONDS s: start --metadata"
-run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --copy-rate 1M \
+run_fm "$FM" start rs_vm /dev/rs_dst --region-size 64K --copy-rate 128K \
 	--metadata /dev/rs_md --checkpoint-interval 1
 expect_rc start 0 "metadata device /dev/rs_md \($MD\): blank" "started" "reattach"
 t=$(dmsetup table rs_vm)
