@@ -18,11 +18,13 @@
 #   nbd_net_up RTT_MS        namespace, veth, addresses, netem delay
 #   nbd_delay RTT_MS         change the round trip
 #   nbd_cut / nbd_restore    drop every packet both ways / stop dropping
+#   nbd_link_down / _up      the VM host's end of the veth pair down / up
 #   nbd_server_start DEV     export DEV (export name "fm") and wait for it
 #   nbd_server_stop          kill every process of $NBD_NS (the server and
 #                            the children serving its connections)
 #   nbd_connect [DEV]        connect a free /dev/nbdN (or DEV): $NBD_DEV
 #   nbd_disconnect DEV
+#   nbd_relink DM LEN [T]    a new connection under the dm-linear DM
 #   nbd_flushes              flushes completed by the exported device
 #
 # nbd-server 3.24 has no "do not daemonize" switch that keeps serving more
@@ -43,7 +45,7 @@ NBD_HOST_IP=10.211.37.1
 NBD_REMOTE_IP=10.211.37.2
 NBD_PORT=10809
 NBD_EXPORT=fm
-NBD_TIMEOUT=${NBD_TIMEOUT:-10}	# nbd-client -timeout, seconds
+NBD_TIMEOUT=${NBD_TIMEOUT:-10}	# nbd-client -timeout, seconds (0: none)
 NBD_MODE=			# netlink or ioctl, set by nbd_connect
 NBD_DEVS=()			# /dev/nbdN connected by nbd_connect
 NBD_RTT=0
@@ -101,6 +103,12 @@ nbd_cut() {
 	nbd_netem delay "$(awk -v r="$NBD_RTT" 'BEGIN { printf "%dus", r * 500 }')" loss 100%
 }
 nbd_restore() { nbd_delay "$NBD_RTT"; }
+
+# nbd_link_down / nbd_link_up: the other cut, an interface down on the VM
+# host (no carrier, its route gone): TCP gets no reset either, it only
+# fails to send, so the connection hangs as with lost packets
+nbd_link_down() { ip link set "$NBD_HOST_IF" down; }
+nbd_link_up() { ip link set "$NBD_HOST_IF" up; }
 
 # nbd_server_start DEV: nbd-server in the remote namespace exporting DEV
 nbd_server_start() {
@@ -165,18 +173,27 @@ nbd_free() {
 # -timeout $NBD_TIMEOUT; netlink first, -nonetlink if that fails.  Sets
 # NBD_DEV and NBD_MODE.
 nbd_connect() {
-	local dev=${1:-} out i
+	local dev=${1:-} out i targs=()
 	[ -n "$dev" ] || dev=$(nbd_free) || { echo "no free /dev/nbdN" >&2; return 1; }
 	NBD_DEV=$dev
+	[ "$NBD_TIMEOUT" -gt 0 ] && targs=(-timeout "$NBD_TIMEOUT")
+	# netlink twice: right after a server restart one negotiation failed
+	# once (t43), and -nonetlink then sticks for the rest of the test
 	if [ "$NBD_MODE" != ioctl ] &&
-	   out=$(timeout 30 nbd-client "$NBD_REMOTE_IP" "$NBD_PORT" "$dev" \
-		-N "$NBD_EXPORT" -timeout "$NBD_TIMEOUT" 2>&1); then
+	   { out=$(timeout 30 nbd-client "$NBD_REMOTE_IP" "$NBD_PORT" "$dev" \
+		-N "$NBD_EXPORT" "${targs[@]}" 2>&1) ||
+	     { echo "# nbd-client over netlink failed once: $(echo "$out" | tr '\n' ' ')" >&2
+	       echo "# sockets: here $(ss -tano 2>/dev/null | grep ":$NBD_PORT" | tr -s ' ' | tr '\n' '|')" \
+		"remote $(nbd_rexec ss -tano 2>/dev/null | grep ":$NBD_PORT" | tr -s ' ' | tr '\n' '|')" >&2
+	       sleep 1
+	       out=$(timeout 30 nbd-client "$NBD_REMOTE_IP" "$NBD_PORT" "$dev" \
+		-N "$NBD_EXPORT" "${targs[@]}" 2>&1); }; }; then
 		NBD_MODE=netlink
 	else
 		[ "$NBD_MODE" = ioctl ] ||
 			echo "# nbd-client over netlink failed: $(echo "$out" | tr '\n' ' ')" >&2
 		out=$(timeout 30 nbd-client "$NBD_REMOTE_IP" "$NBD_PORT" "$dev" \
-			-N "$NBD_EXPORT" -timeout "$NBD_TIMEOUT" -nonetlink 2>&1) ||
+			-N "$NBD_EXPORT" "${targs[@]}" -nonetlink 2>&1) ||
 			{ echo "nbd-client -nonetlink failed: $(echo "$out" | tr '\n' ' ')" >&2; return 1; }
 		NBD_MODE=ioctl
 	fi
@@ -191,6 +208,22 @@ nbd_connect() {
 
 nbd_disconnect() { timeout 30 nbd-client -d "$1" >/dev/null 2>&1; }
 
+# nbd_relink DM LEN [TIMEOUT]: a new NBD connection under the dm-linear DM
+# (LEN sectors) that maps $NBD_DEV: an error table first (a dead nbd device
+# cannot be connected again while a table holds it), the old device
+# disconnected, a free one connected (-timeout TIMEOUT, default
+# $NBD_TIMEOUT), the linear table back.  What sits on DM must be gone or
+# failed (it sees errors in between).
+nbd_relink() {
+	local dm=$1 len=$2 t=${3:-$NBD_TIMEOUT} old=$NBD_DEV keep=$NBD_TIMEOUT rc=0
+	dm_reload "$dm" "0 $len error" || return 1
+	nbd_disconnect "$old"
+	NBD_TIMEOUT=$t
+	nbd_connect || rc=1
+	NBD_TIMEOUT=$keep
+	[ $rc -eq 0 ] && dm_reload "$dm" "0 $len linear $NBD_DEV 0"
+}
+
 # nbd_flushes: flushes the exported null_blk completed (stat field 16):
 # nbd-server's fdatasync() of the export, one per NBD_CMD_FLUSH
 nbd_flushes() { flush_count "$NBD_SERVED"; }
@@ -201,6 +234,7 @@ nbd_flushes() { flush_count "$NBD_SERVED"; }
 nbd_cleanup() {
 	local i p
 	ip netns list 2>/dev/null | grep -q "^$NBD_NS\b" && nbd_restore 2>/dev/null
+	nbd_link_up 2>/dev/null
 	for i in "${FM_PIDS[@]}"; do
 		kill "$i" 2>/dev/null
 	done
