@@ -207,6 +207,26 @@ static enum fm_route fm_region_route(struct fm_regions *rg, unsigned long r,
 	return test_bit(r, rg->copied) ? FM_ROUTE_MIRROR : FM_ROUTE_SOURCE;
 }
 
+/**
+ * fm_region_redirty - copy_mode background: may a write to the copied
+ *	region @r go to the source only, sending the region back to be copied?
+ * @rg: the region map
+ * @r: the region written
+ *
+ * Yes, the first time for each region: the copier then copies at most
+ * twice the device, so the copy converges under any load.
+ *
+ * Context: any; the caller holds the lock that protects @rg.
+ * Return: true if the region was sent back (the write goes to the source).
+ */
+static bool fm_region_redirty(struct fm_regions *rg, unsigned long r)
+{
+	if (__test_and_set_bit(r, rg->redirtied))
+		return false;
+	fm_region_clear(rg, r);
+	return true;
+}
+
 /* The number of chunks of FM_CHUNK_REGIONS regions: bits in @rg->todo. */
 static unsigned long fm_region_chunks(const struct fm_regions *rg)
 {
@@ -406,7 +426,7 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			     char **error)
 {
 	enum { NOSYNC, FLUSH_POLICY, COPY_RATE, COPY_JOBS, METADATA,
-	       DISCARD_MD, CHECKPOINT, NR_FEATURES };
+	       DISCARD_MD, CHECKPOINT, COPY_MODE, NR_FEATURES };
 	static const char * const names[NR_FEATURES] = {
 		[NOSYNC] = "nosync",
 		[FLUSH_POLICY] = "flush_policy",
@@ -415,6 +435,7 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 		[METADATA] = "metadata",
 		[DISCARD_MD] = "discard_metadata",
 		[CHECKPOINT] = "checkpoint_interval",
+		[COPY_MODE] = "copy_mode",
 	};
 	unsigned int argc, seen = 0, i;
 	const char *name;
@@ -427,10 +448,11 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 	cfg->md_path = NULL;
 	cfg->discard_md = false;
 	cfg->checkpoint = FM_DEFAULT_CHECKPOINT;
+	cfg->copy_mode = FM_COPY_SYNC;
 
 	if (!as->argc)
 		return 0;
-	r = fm_read_uint(as, 0, 12, &argc,
+	r = fm_read_uint(as, 0, 14, &argc,
 			 "Invalid number of feature arguments", error);
 	if (r)
 		return r;
@@ -485,6 +507,17 @@ static int fm_parse_features(struct dm_arg_set *as, struct fm_config *cfg,
 			break;
 		case METADATA:
 			cfg->md_path = dm_shift_arg(as);
+			break;
+		case COPY_MODE:
+			name = dm_shift_arg(as);
+			if (!strcasecmp(name, "background")) {
+				cfg->copy_mode = FM_COPY_BACKGROUND;
+			} else if (!strcasecmp(name, "sync")) {
+				cfg->copy_mode = FM_COPY_SYNC;
+			} else {
+				*error = "Invalid copy_mode: expected sync or background";
+				return -EINVAL;
+			}
 			break;
 		case CHECKPOINT:
 			r = fm_read_uint(as, 1, FM_MAX_CHECKPOINT,
@@ -1313,6 +1346,10 @@ static int fm_route_write(struct flushmirror_c *fm, struct fm_io *io,
 		spin_unlock_irq(&fm->lock);
 		return DM_MAPIO_SUBMITTED;
 	}
+	if (route == FM_ROUTE_MIRROR && !fm->gen.in_sync &&
+	    fm->cfg.copy_mode == FM_COPY_BACKGROUND &&
+	    fm_region_redirty(&fm->rg, io->region))
+		route = FM_ROUTE_SOURCE;
 	if (fm->md && fm_md_hold(fm, io)) {
 		spin_unlock_irq(&fm->lock);
 		return DM_MAPIO_SUBMITTED;
@@ -1823,6 +1860,7 @@ static void fm_free(struct flushmirror_c *fm)
 	kvfree(fm->rg.copied);
 	kvfree(fm->rg.busy);
 	kvfree(fm->rg.todo);
+	kvfree(fm->rg.redirtied);
 	fm_md_free(fm->md);
 	kvfree(fm->md_touched);
 	kvfree(fm->md_unsafe);
@@ -2065,9 +2103,12 @@ static int fm_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	longs = BITS_TO_LONGS(fm->rg.nr);
 	fm->rg.copied = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
 	fm->rg.busy = kvcalloc(longs, sizeof(long), GFP_KERNEL | __GFP_NOWARN);
+	fm->rg.redirtied = kvcalloc(longs, sizeof(long),
+				    GFP_KERNEL | __GFP_NOWARN);
 	fm->rg.todo = kvcalloc(BITS_TO_LONGS(fm_region_chunks(&fm->rg)),
 			       sizeof(long), GFP_KERNEL | __GFP_NOWARN);
-	if (!fm->rg.copied || !fm->rg.busy || !fm->rg.todo) {
+	if (!fm->rg.copied || !fm->rg.busy || !fm->rg.todo ||
+	    !fm->rg.redirtied) {
 		ti->error = "Cannot allocate region bitmaps";
 		r = -ENOMEM;
 		goto bad;
@@ -2316,7 +2357,8 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 			2 * !!cfg.copy_rate +
 			2 * (cfg.copy_jobs != FM_DEFAULT_COPY_JOBS) +
 			2 * !!fm->md_dev +
-			2 * (cfg.checkpoint != FM_DEFAULT_CHECKPOINT);
+			2 * (cfg.checkpoint != FM_DEFAULT_CHECKPOINT) +
+			2 * (cfg.copy_mode != FM_COPY_SYNC);
 		DMEMIT("%s %s %u", fm->src->name, fm->dst->name,
 		       fm->region_size);
 		if (!nfeat)
@@ -2334,6 +2376,8 @@ static void fm_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(" metadata %s", fm->md_dev->name);
 		if (cfg.checkpoint != FM_DEFAULT_CHECKPOINT)
 			DMEMIT(" checkpoint_interval %u", cfg.checkpoint);
+		if (cfg.copy_mode != FM_COPY_SYNC)
+			DMEMIT(" copy_mode background");
 		break;
 
 	case STATUSTYPE_IMA:

@@ -126,6 +126,9 @@ enum fm_route {
  *	found nothing in, so that the search for work (with interrupts off)
  *	looks at the chunks with work and not at the whole map.
  * @cursor: the region where the next search for work starts.
+ * @redirtied: with copy_mode background, bit set when a write while
+ *	copying sent the region back to be copied; it is sent back at most
+ *	once, so the copy converges whatever the load.
  */
 struct fm_regions {
 	unsigned long nr;
@@ -134,6 +137,7 @@ struct fm_regions {
 	unsigned long *busy;
 	unsigned long *todo;
 	unsigned long cursor;
+	unsigned long *redirtied;
 };
 
 #define FM_CHUNK_REGIONS	1024UL
@@ -149,6 +153,18 @@ struct fm_throttle {
 };
 
 /**
+ * enum fm_copy_mode - what a guest write to a copied region does while
+ *	the device is still copying
+ * @FM_COPY_SYNC: it goes to both legs (the default).
+ * @FM_COPY_BACKGROUND: the first such write to a region sends it back to
+ *	be copied and goes to the source only; later ones go to both legs.
+ */
+enum fm_copy_mode {
+	FM_COPY_SYNC,
+	FM_COPY_BACKGROUND,
+};
+
+/**
  * struct fm_config - the feature arguments of a table line
  * @nosync: the destination is known identical: start synced.
  * @policy: the flush policy.
@@ -159,6 +175,7 @@ struct fm_throttle {
  * @discard_md: "discard_metadata": format the metadata device whatever it
  *	holds (acts at the load; not printed back in the table).
  * @checkpoint: seconds between checkpoints of the metadata.
+ * @copy_mode: see &enum fm_copy_mode.
  */
 struct fm_config {
 	bool nosync;
@@ -168,6 +185,7 @@ struct fm_config {
 	const char *md_path;
 	bool discard_md;
 	unsigned int checkpoint;
+	enum fm_copy_mode copy_mode;
 };
 
 #endif /* DM_FLUSHMIRROR_H */

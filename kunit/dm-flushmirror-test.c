@@ -400,6 +400,9 @@ static struct fm_regions *fm_test_regions(struct kunit *test, unsigned long nr)
 				 GFP_KERNEL);
 	rg->todo = kunit_kzalloc(test, BITS_TO_LONGS(fm_region_chunks(rg)) *
 				 sizeof(long), GFP_KERNEL);
+	rg->redirtied = kunit_kzalloc(test, BITS_TO_LONGS(nr) * sizeof(long),
+				      GFP_KERNEL);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->redirtied);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->copied);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->busy);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, rg->todo);
@@ -528,11 +531,42 @@ static void fm_region_test_chunks(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, r, 2UL);
 }
 
+/* copy_mode background: a copied region is sent back once, then mirrored */
+static void fm_region_test_redirty(struct kunit *test)
+{
+	struct fm_regions *rg = fm_test_regions(test, 2048);
+	unsigned long r;
+
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	fm_region_copied(rg, r, true);
+	KUNIT_EXPECT_EQ(test, rg->nr_copied, 1UL);
+	bitmap_zero(rg->todo, fm_region_chunks(rg));
+	KUNIT_EXPECT_TRUE(test, fm_region_redirty(rg, r));
+	KUNIT_EXPECT_EQ(test, rg->nr_copied, 0UL);
+	KUNIT_EXPECT_FALSE(test, test_bit(r, rg->copied));
+	/* its chunk is searched again */
+	KUNIT_EXPECT_TRUE(test, test_bit(r / FM_CHUNK_REGIONS, rg->todo));
+	KUNIT_EXPECT_EQ(test, fm_region_route(rg, r, false), FM_ROUTE_SOURCE);
+	/* copied again: the next write is mirrored, not sent back */
+	rg->cursor = 0;
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	KUNIT_EXPECT_EQ(test, r, 0UL);
+	fm_region_copied(rg, r, true);
+	KUNIT_EXPECT_FALSE(test, fm_region_redirty(rg, r));
+	KUNIT_EXPECT_TRUE(test, test_bit(r, rg->copied));
+	KUNIT_EXPECT_EQ(test, fm_region_route(rg, r, false), FM_ROUTE_MIRROR);
+	/* another region has its own allowance */
+	KUNIT_ASSERT_TRUE(test, fm_region_claim(rg, &r));
+	fm_region_copied(rg, r, true);
+	KUNIT_EXPECT_TRUE(test, fm_region_redirty(rg, r));
+}
+
 static struct kunit_case fm_region_cases[] = {
 	KUNIT_CASE(fm_region_test_route),
 	KUNIT_CASE(fm_region_test_chunks),
 	KUNIT_CASE(fm_region_test_claim_order),
 	KUNIT_CASE(fm_region_test_copy_done),
+	KUNIT_CASE(fm_region_test_redirty),
 	{}
 };
 
@@ -631,6 +665,8 @@ static void fm_parse_test_features_good(struct kunit *test)
 {
 	static const char all[] =
 		"7 copy_jobs 64 nosync flush_policy always copy_rate 2048";
+	static const char md[] =
+		"5 metadata 253:7 checkpoint_interval 60 discard_metadata";
 	struct fm_config cfg;
 	char *error;
 
@@ -651,6 +687,20 @@ static void fm_parse_test_features_good(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fm_test_features(test, "2 copy_jobs 1", &cfg,
 					       &error), 0);
 	KUNIT_EXPECT_EQ(test, cfg.copy_jobs, 1U);
+	KUNIT_EXPECT_EQ(test, cfg.copy_mode, FM_COPY_SYNC);
+	KUNIT_EXPECT_NULL(test, cfg.md_path);
+
+	KUNIT_EXPECT_EQ(test, fm_test_features(test, "2 copy_mode background",
+					       &cfg, &error), 0);
+	KUNIT_EXPECT_EQ(test, cfg.copy_mode, FM_COPY_BACKGROUND);
+	KUNIT_EXPECT_EQ(test, fm_test_features(test, md, &cfg, &error), 0);
+	KUNIT_EXPECT_NOT_NULL(test, cfg.md_path);
+	KUNIT_EXPECT_EQ(test, cfg.checkpoint, 60U);
+	KUNIT_EXPECT_TRUE(test, cfg.discard_md);
+	KUNIT_EXPECT_EQ(test, fm_test_features(test, "2 metadata /dev/md0",
+					       &cfg, &error), 0);
+	KUNIT_EXPECT_EQ(test, cfg.checkpoint, FM_DEFAULT_CHECKPOINT);
+	KUNIT_EXPECT_FALSE(test, cfg.discard_md);
 }
 
 static void fm_parse_test_features_bad(struct kunit *test)
@@ -662,6 +712,11 @@ static void fm_parse_test_features_bad(struct kunit *test)
 		"4 copy_rate 1 copy_rate 2", "8 nosync", "3 nosync", "x",
 		"-1", "2 copy_rate 99999999999", "4294967297 nosync",
 		"4294967298 nosync nosync",
+		"2 copy_mode never", "1 copy_mode", "1 discard_metadata",
+		"2 checkpoint_interval 5", "1 metadata",
+		"4 metadata 1:2 checkpoint_interval 0",
+		"4 metadata 1:2 checkpoint_interval 3601",
+		"4 metadata 1:2 metadata 1:3", "15 nosync",
 	};
 	struct fm_config cfg;
 	unsigned int i;
@@ -683,6 +738,12 @@ static void fm_parse_test_features_bad(struct kunit *test)
 	KUNIT_EXPECT_STREQ(test, error, "Feature argument lacks its value");
 	fm_test_features(test, "2 nosync NoSync", &cfg, &error);
 	KUNIT_EXPECT_STREQ(test, error, "Duplicate feature argument");
+	fm_test_features(test, "2 checkpoint_interval 5", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error,
+			   "discard_metadata and checkpoint_interval need the metadata feature");
+	fm_test_features(test, "2 copy_mode fast", &cfg, &error);
+	KUNIT_EXPECT_STREQ(test, error,
+			   "Invalid copy_mode: expected sync or background");
 	/* A count shorter than what follows leaves arguments over. */
 	KUNIT_EXPECT_EQ(test, fm_test_features(test, "1 nosync copy_jobs 4",
 					       &cfg, &error), -E2BIG);
