@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# fm-timeout: 300
+# t46-copy-mode-background: copy_mode background (issue 11).  While the
+# device is copying, the first write to a copied region goes to the source
+# only and sends the region back to be copied (the copied count drops, the
+# destination does not get the write); once the region is copied again, the
+# next write is mirrored (the destination gets it at once, the count stays).
+# Then G2/G3 in this mode: under full-speed random writes with fio verify
+# all over the device, the copy still reaches "synced" while fio writes,
+# and afterwards the destination equals the source.  `dmsetup table`
+# prints the feature back.
+. "$(dirname "$0")/lib.sh"
+e2e_setup
+
+MIB=${T46_MIB:-64}
+RUNTIME=${T46_RUNTIME:-40}
+REGION=256			# 128 KiB regions
+nb_create fmb_src $MIB || die "cannot create fmb_src"
+nb_create fmb_dst $MIB || die "cannot create fmb_dst"
+S=/dev/fmb_src D=/dev/fmb_dst M=/dev/mapper/fmb
+
+blk() { printf '%-4095s\n' "$1"; }
+# at DEV BLOCK: the 4 KiB block BLOCK of DEV, read with O_DIRECT
+at() { dd if="$1" bs=4k skip="$2" count=1 iflag=direct status=none; }
+put() { blk "$2" | dd of=$M bs=4k seek="$1" oflag=direct conv=notrunc status=none; }
+
+# ---- 1. the route, step by step, with the copier paused
+fm_create fmb $S $D $REGION copy_mode background copy_rate 1024 ||
+	die "cannot create flushmirror"
+check table-prints-copy-mode bash -c "dmsetup table fmb | grep -q 'copy_mode background'"
+for ((i = 0; i < 100; i++)); do
+	fm_status fmb
+	[ "$ST_COPIED" -ge 4 ] && break
+	sleep 0.2
+done
+dmsetup message fmb 0 pause || die "pause refused: $ST_RAW"
+sleep 1
+fm_status fmb
+c0=$ST_COPIED
+info "paused with $c0 of $ST_TOTAL regions copied: $ST_RAW"
+[ "$c0" -ge 1 ] || die "region 0 not copied yet: $ST_RAW"
+
+# region 0 is the first the copier takes: it is copied
+put 0 "first write to a copied region"
+fm_status fmb
+expect first-write-sends-region-back "$ST_COPIED" -eq $((c0 - 1)) "$ST_RAW"
+if at $D 0 | grep -q "first write to a copied region"; then
+	fail first-write-source-only "the destination has the write"
+else
+	pass first-write-source-only
+fi
+at $S 0 | grep -q "first write to a copied region" &&
+	pass first-write-on-source || fail first-write-on-source "not on the source"
+
+# copy it again: resume until the destination has it, then pause again
+dmsetup message fmb 0 resume || die "resume refused"
+for ((i = 0; i < 150; i++)); do
+	at $D 0 | grep -q "first write to a copied region" && break
+	sleep 0.2
+done
+dmsetup message fmb 0 pause || die "pause refused: $(dmsetup status fmb)"
+sleep 1
+at $D 0 | grep -q "first write to a copied region" &&
+	pass region-copied-again || fail region-copied-again "the destination never got it"
+fm_status fmb
+c1=$ST_COPIED
+put 0 "second write, mirrored"
+fm_status fmb
+expect second-write-keeps-region "$ST_COPIED" -eq "$c1" "$ST_RAW"
+at $D 0 | grep -q "second write, mirrored" &&
+	pass second-write-mirrored || fail second-write-mirrored "not on the destination"
+
+dmsetup message fmb 0 copy_rate 0 && dmsetup message fmb 0 resume ||
+	die "cannot restart the copier"
+check_phase synced-after-resume fmb synced 120
+check dest-equals-source-1 dcmp $S $D
+dm_remove fmb
+
+# ---- 2. G2/G3 in background mode: converges under full-speed writes
+dd if=/dev/urandom of=$D bs=1M count=1 seek=$((MIB / 2)) oflag=direct status=none
+fm_create fmb $S $D $REGION copy_mode background copy_jobs 8 ||
+	die "cannot create flushmirror (2)"
+t0=$SECONDS
+fio_bg load --ioengine=libaio --direct=1 --bs=4k --allow_file_create=0 \
+	--verify_state_save=0 --name=rand --filename=$M --rw=randwrite \
+	--iodepth=16 --size=${MIB}M --time_based --runtime=$RUNTIME \
+	--verify=crc32c --verify_backlog=512 --randseed=46
+FIO=$BG_PID
+if wait_phase fmb synced $((RUNTIME - 5)); then
+	if kill -0 $FIO 2>/dev/null; then
+		pass synced-while-fio-writes
+	else
+		fail synced-while-fio-writes "fio ended before synced"
+	fi
+	info "synced after $((SECONDS - t0)) s under load: $ST_RAW"
+else
+	fail synced-while-fio-writes "not synced after $((RUNTIME - 5)) s: $ST_RAW"
+fi
+[ -z "$WAIT_INV_ERR" ] && pass invariants-during-copy || fail invariants-during-copy "$WAIT_INV_ERR"
+wait $FIO
+rc=$?
+e=$(fio_errors load)
+r=$(fio_field load '.read.total_ios')
+if [ $rc -eq 0 ] && [ "$e" = 0 ] && [ "${r:-0}" -gt 0 ]; then
+	pass fio-verify-during-copy
+else
+	fail fio-verify-during-copy "rc=$rc err=$e reads=$r $(fio_stderr load)"
+fi
+fm_status fmb
+[ "$ST_PHASE" = synced ] && pass synced-after-load || fail synced-after-load "$ST_RAW"
+expect quiet-WM-eq-SG "$ST_WM" -eq "$ST_SG" "$ST_RAW"
+check dest-equals-source-2 dcmp $S $D
