@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# fm-timeout: 600
+# fm-timeout: 900
 # t44-resume-crash: resumable migration (issue 12) across host crashes.
 # Source, destination and metadata are null_blk devices, each with a
 # volatile cache.  A crash: all three lose power one right after the other
@@ -27,9 +27,13 @@
 # bites: with debug_md_skip_flush=1 (checkpoints commit without flushing
 # the legs; the destination's cache holds the copies) mid-copy cuts must
 # show unequal legs or lost writes; (6) the metadata device fails (power
-# off alone) while the legs live, a write goes on, the table is reloaded
-# with the same metadata: the legs must still end equal (or the load
-# refuse).  T44_MDFAIL=0 skips (6).
+# off alone), a write goes on to the source alone, then the host crashes
+# and the same table is loaded again (as flushmirror reattach does at
+# boot; flushmirror(8): after a metadata failure "a crash now copies
+# everything again"): the legs must end equal (or the load refuse).
+# T44_MDFAIL=0 skips (6).
+# Mid-copy cut points are copy progress (seeded), not times: UML's pace
+# varies with the host's load.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -37,10 +41,11 @@ CUTS=${T44_CUTS:-20}
 SEED=${T44_SEED:-44}
 MIB=${T44_MIB:-8}
 RATE=${T44_RATE:-1024}		# KiB/s: the 8 MiB copy takes 8 s
-AREA=${T44_AREA:-256}		# 4 KiB blocks per writer (1 MiB)
+AREA=${T44_AREA:-512}		# 4 KiB blocks per writer (2 MiB)
 REG=256				# sectors per region: 128 KiB, 64 regions
 WBYTES=$((2 * AREA * 4096))	# the two writers' areas
 PY=/usr/bin/python3
+PYS="$PY -S"	# without site: python starts in half the time under UML
 WRITER=$(dirname "$0")/powercut-writer.py
 CHECK=$(dirname "$0")/powercut-check.py
 MDPY=$(dirname "$0")/t44-md.py
@@ -69,15 +74,26 @@ kmark() {
 }
 klog() { dmesg | sed -n "/$KMARK\$/,\$p"; }
 msleep() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
+# wait_copied X: until X regions are copied (or the copy is not running)
+wait_copied() {
+	local end=$((SECONDS + 60))
+	while fm_md_status fmr && [ "$ST_PHASE" = copying ] &&
+		[ "$ST_COPIED" -lt "$1" ] && [ $SECONDS -lt $end ]; do
+		sleep 0.1
+	done
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # the table of every load of a run: same metadata, checkpoint every 1 s
 FEAT=(metadata $MD checkpoint_interval 1)
 
 writer() {
-	exec $PY $WRITER $M $1 $2 $AREA $((SEED * 100 + $1 * 10 + $2)) $E2E_TMP
+	exec $PYS $WRITER $M $1 $2 $AREA $((SEED * 100 + $1 * 10 + $2)) $E2E_TMP \
+		2>>$E2E_TMP/writer.err
 }
-# run_writers K JOBS MS: JOBS writers for cut K for MS ms, then their
-# covered counts (COV[j], sum CUT_COVERED); counts first, then the cut.
-run_writers() {
+# start_writers K JOBS: JOBS writers for cut K (pids in WPIDS); read_cov
+# JOBS: their covered counts (COV[j], sum CUT_COVERED).  Counts first,
+# then the cut: a fsync completing in between only adds coverage.
+start_writers() {
 	local k=$1 jobs=$2 j
 	rm -f $E2E_TMP/cov.*
 	WPIDS=()
@@ -86,8 +102,7 @@ run_writers() {
 		writer $k $j &
 		WPIDS+=($!)
 	done
-	msleep $3
-	read_cov $jobs
+	WSTART=$SECONDS
 }
 read_cov() {
 	local j
@@ -105,7 +120,7 @@ stop_writers() {
 }
 # lost DEV K JOBS: covered blocks of cut K missing on DEV (echo), 1 if the
 # oracle itself failed
-lost() { $PY $CHECK $1 $2 $AREA "${COV[@]:0:$3}"; }
+lost() { $PYS $CHECK $1 $2 $AREA "${COV[@]:0:$3}"; }
 
 crash_off() { nb_power fmr_dst 0; nb_power fmr_src 0; nb_power fmr_md 0; }
 crash_on() {
@@ -125,7 +140,7 @@ fresh_all() {
 # EXP_SEQ EXP_KEPT EXP_SLOT EXP_NEWEST
 md_expect() {
 	local out
-	out=$($PY $MDPY load $MD) || out=error
+	out=$($PYS $MDPY load $MD) || out=error
 	set -- $out
 	EXP_SEQ=${1:-none} EXP_KEPT=${2:-} EXP_SLOT=${3:-} EXP_NEWEST=${4:-}
 }
@@ -165,29 +180,41 @@ finish() {
 # is torn).  Sets CUT_* (CUT_ERR on failure of the test's own steps,
 # CUT_RETRY when a torn cut must be taken again).
 crash_cut() {
-	local k=$1 kind=$2 jobs=$3 pre wms c0 end t0=$SECONDS sector
+	local k=$1 kind=$2 jobs=$3 x wms c0 end t0=$SECONDS sector ts tc tw tx ty tz rate y
 	CUT_ERR= CUT_KMIS= CUT_RETRY= CUT_SLOST=0 CUT_DLOST=0 CUT_SYNCED=0 CUT_EQUAL=0
 	CUT_COVERED=0 LOAD_KEPT=0 CUT_TORN=
+	ts=$(now_ms)
 	fresh_all || { CUT_ERR="cannot reset the devices"; return; }
+	tc=$(now_ms)
 	if [ "$kind" = synced ]; then
 		fm_create fmr $S $D $REG "${FEAT[@]}" ||
 			{ CUT_ERR="cannot create fmr"; return; }
 		wait_phase fmr synced 60 || { CUT_ERR="not synced: $ST_RAW"; return; }
 		fresh $M 0 $WBYTES || { CUT_ERR="discard failed"; return; }
-		wms=$((500 + RANDOM % 1500))
-		run_writers $k $jobs $wms
+		tw=$(now_ms)
+		start_writers $k $jobs
+		msleep $((2000 + RANDOM % 1500))
+		read_cov $jobs
 	else
-		fm_create fmr $S $D $REG "${FEAT[@]}" copy_rate $RATE ||
-			{ CUT_ERR="cannot create fmr"; return; }
+		# the cut point is a copy progress, not a time: UML's pace
+		# varies.  The writers start 16 regions (2 s at 1 MiB/s: python
+		# is slow to start under UML) before it; at 1 MiB/s the first
+		# checkpoint (1 s) has copied 8 regions.  A torn cut copies at a
+		# quarter of the rate: three commits after the writers stopped
+		# must still find the copy running.
+		rate=$RATE
 		if [ "$kind" = torn ]; then
-			pre=$((300 + RANDOM % 700)) wms=$((800 + RANDOM % 700))
+			rate=$((RATE / 4)) x=$((8 + RANDOM % 9)) y=0
 		else
-			# the first checkpoint is 1 s after the resume
-			pre=$((600 + RANDOM % 2500)) wms=$((800 + RANDOM % 1200))
+			x=$((18 + RANDOM % 36)) y=$((x - 16))
 		fi
-		msleep $pre
-		run_writers $k $jobs $wms
-		wms=$((pre + wms))
+		fm_create fmr $S $D $REG "${FEAT[@]}" copy_rate $rate ||
+			{ CUT_ERR="cannot create fmr"; return; }
+		wait_copied $y
+		tw=$(now_ms)
+		start_writers $k $jobs
+		wait_copied $x
+		read_cov $jobs
 	fi
 	if [ "$kind" = torn ]; then
 		# the writers' last writes are done before the commit before the
@@ -203,6 +230,8 @@ crash_cut() {
 			sleep 0.2
 		done
 	fi
+	tx=$(now_ms)
+	wms="$((tx - tc)) ms (set-up $((tc - ts)) ms), writers $((tx - tw)) ms"
 	fm_md_status fmr
 	CUT_PHASE=$ST_PHASE CUT_COPIED=$ST_COPIED CUT_COMMITS=$ST_MD_COMMITS
 	crash_off
@@ -214,19 +243,20 @@ crash_cut() {
 	[ "${CUT_COMMITS:-0}" -ge 1 ] || CUT_ERR+="no commit before the cut: $ST_RAW; "
 	timeout 60 dmsetup remove fmr || CUT_ERR+="cannot remove fmr; "
 	crash_on || { CUT_ERR+="power on failed"; return; }
+	ty=$(now_ms)
 	CUT_SLOST=$(lost $S $k $jobs) || { CUT_ERR+="oracle failed: $CUT_SLOST; "; return; }
 	md_expect
-	[ "$EXP_SEQ" != none ] || { CUT_ERR+="no usable commit on the device: $($PY $MDPY slots $MD | tr '\n' ' '); "; return; }
+	[ "$EXP_SEQ" != none ] || { CUT_ERR+="no usable commit on the device: $($PYS $MDPY slots $MD | tr '\n' ' '); "; return; }
 	if [ "$kind" = torn ]; then
 		# the commit before the newest must be whole (it is unless a
 		# commit was being written at the cut: then cut again)
 		local newest=$EXP_NEWEST slots
-		slots=$($PY $MDPY slots $MD | tr '\n' ' ')
+		slots=$($PYS $MDPY slots $MD | tr '\n' ' ')
 		if ! echo "$slots" | grep -q "slot $((1 - newest % 2)) sb ok seq $((newest - 1)) bitmaps ok"; then
 			CUT_RETRY="a commit was in flight at the cut: $slots"
 			return
 		fi
-		sector=$($PY $MDPY tear $MD $((newest % 2)) $((SEED * 1000 + k)))
+		sector=$($PYS $MDPY tear $MD $((newest % 2)) $((SEED * 1000 + k)))
 		md_expect
 		CUT_TORN="newest commit $newest torn (sector $sector of slot $((newest % 2)))"
 		[ "$EXP_SEQ" = $((newest - 1)) ] ||
@@ -236,11 +266,13 @@ crash_cut() {
 	if [ "$kind" = synced ]; then
 		load_again || return
 	else
-		load_again copy_rate $RATE || return
+		load_again copy_rate $rate || return
 	fi
+	tz=$(now_ms)
 	finish $k $jobs
 	CUT_SECS=$((SECONDS - t0))
-	info "cut $k ($kind, $jobs jobs, after $wms ms, $CUT_COPIED/$ST_TOTAL copied, $CUT_COMMITS commits): kept $LOAD_KEPT recopied $((ST_TOTAL - LOAD_KEPT)) of $ST_TOTAL (commit $LOAD_SEQ${CUT_TORN:+; $CUT_TORN}); covered $CUT_COVERED, lost on source $CUT_SLOST, on destination $CUT_DLOST; synced $CUT_SYNCED, equal $CUT_EQUAL; ${CUT_SECS}s${CUT_KMIS:+; MISMATCH: $CUT_KMIS}"
+	wms+="; cut to power on $((ty - tx)) ms, to loaded $((tz - ty)) ms, to checked $(($(now_ms) - tz)) ms"
+	info "cut $k ($kind, $jobs jobs, cut after $wms, $CUT_COPIED/$ST_TOTAL copied, $CUT_COMMITS commits): kept $LOAD_KEPT recopied $((ST_TOTAL - LOAD_KEPT)) of $ST_TOTAL (commit $LOAD_SEQ${CUT_TORN:+; $CUT_TORN}); covered $CUT_COVERED, lost on source $CUT_SLOST, on destination $CUT_DLOST; synced $CUT_SYNCED, equal $CUT_EQUAL; ${CUT_SECS}s${CUT_KMIS:+; MISMATCH: $CUT_KMIS}"
 }
 
 # ---- (1) crashes at seeded cut points, mid-copy and after synced
@@ -424,7 +456,7 @@ t5=$SECONDS
 if [ -w $PARAM ]; then
 	FM_ATEXIT+=("echo 0 > $PARAM")
 	echo 1 >$PARAM
-	bites=0 bite_n=${T44_BITE_CUTS:-3} errs= bk=0
+	bites=0 bite_n=${T44_BITE_CUTS:-2} errs= bk=0
 	for ((k = 101; k < 101 + bite_n; k++)); do
 		crash_cut $k copying 2
 		[ -n "$CUT_ERR" ] && { errs+="cut $k: $CUT_ERR"; break; }
@@ -465,12 +497,15 @@ if [ "${T44_MDFAIL:-1}" = 1 ]; then
 	timeout 60 dd if=$E2E_TMP/blk2 of=$M bs=4k seek=$((5 * REG / 8)) oflag=direct conv=notrunc,fsync status=none
 	wrc=$?
 	fm_md_status fmr
-	info "metadata device off, a write (rc $wrc) to region 5: $ST_RAW (before: $md_before)"
+	info "metadata device off, a write (rc $wrc) to region 5: $ST_RAW (before: $md_before); then a crash"
 	if [ "$ST_MD" != failed ]; then
 		fail mdfail-premise "the target did not notice the metadata failure: $ST_RAW"
 	fi
+	# then the host crashes (the write, fsynced, is on the source)
+	nb_power fmr_dst 0
+	nb_power fmr_src 0
 	timeout 60 dmsetup remove fmr || die "cannot remove fmr"
-	nb_power fmr_md 1 && wait_bdev $MD 10 || die "metadata power on failed"
+	crash_on || die "power on failed"
 	kmark
 	if fm_create fmr $S $D $REG "${FEAT[@]}"; then
 		fm_md_status fmr
