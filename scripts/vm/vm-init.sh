@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # /init of the test VM's busybox initramfs (built by scripts/vm/vm-lib.sh,
-# booted by scripts/e2e/t42-vm-migrate.sh): a small guest that writes
+# booted by scripts/e2e/t42-vm-migrate.sh and by make demo,
+# scripts/demo-guest.sh): a small guest that writes
 # checkable records to its virtio-blk disk (/dev/vda) and fsyncs each one.
 #
 # Control channel: the second serial port (/dev/ttyS1, a pipe on the

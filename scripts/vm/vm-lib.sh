@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
 # scripts/vm/vm-lib.sh - a real QEMU virtual machine on a test disk, for
-# scripts/e2e/t42-vm-migrate.sh (sourced after scripts/e2e/lib.sh).
+# scripts/e2e/t42-vm-migrate.sh (sourced after scripts/e2e/lib.sh) and
+# the demo, scripts/demo-guest.sh.  It uses what lib.sh sets: FM_REPO,
+# E2E_TMP (a scratch directory) and FM_PIDS (background processes, an
+# array it appends QEMU to); the demo sets them itself.
 #
 # The VM: qemu-system-x86_64 (TCG), Debian's kernel /boot/vmlinuz-$VM_KVER
 # with a busybox initramfs made here (busybox-static, the virtio modules of
@@ -13,7 +16,12 @@
 # second serial port: a pipe $VM_DIR/ctl.in / ctl.out; everything the VM
 # says there is appended to $VM_DIR/out.  VM_CACHE, VM_AIO (QEMU's -drive
 # cache= and aio=; VM_CACHE=unsafe VM_AIO=threads drops the guest's
-# flushes: a wrong setup the tests must catch), VM_MEM (MiB, default 160).
+# flushes: a wrong setup the tests must catch), VM_MEM (MiB, default 160),
+# VM_BIOS (QEMU's -bios: the demo takes qboot, which boots the kernel
+# sooner than the default SeaBIOS).
+# no_timer_check: on a loaded host TCG can be so slow that the kernel's
+# early check of the timer interrupt fails ("IO-APIC + timer doesn't
+# work!", a panic at boot, seen under UML with the demo).
 
 VM_DIR=
 VM_PID=
@@ -83,8 +91,9 @@ vm_start() {
 	: >"$VM_DIR/out"
 	qemu-system-x86_64 -M pc -accel tcg,tb-size=${VM_TB_MIB:-64} -cpu qemu64 \
 		-smp 1 -m ${VM_MEM:-160} -nodefaults -no-user-config -display none \
-		-no-reboot -kernel "/boot/vmlinuz-$VM_KVER" -initrd "$VM_IRD" \
-		-append "console=ttyS0 panic=-1 rdinit=/init ${VM_APPEND:-}" \
+		-no-reboot ${VM_BIOS:+-bios "$VM_BIOS"} \
+		-kernel "/boot/vmlinuz-$VM_KVER" -initrd "$VM_IRD" \
+		-append "console=ttyS0 panic=-1 no_timer_check rdinit=/init ${VM_APPEND:-}" \
 		-serial "file:$VM_DIR/console.log" \
 		-chardev "pipe,id=ctl,path=$VM_DIR/ctl" -serial chardev:ctl \
 		-drive "file=$disk,format=raw,if=none,id=d0,cache=${VM_CACHE:-none},aio=${VM_AIO:-native}" \
