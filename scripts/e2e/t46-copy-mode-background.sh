@@ -14,8 +14,10 @@
 e2e_setup
 
 MIB=${T46_MIB:-64}
-RUNTIME=${T46_RUNTIME:-40}
+RUNTIME=${T46_RUNTIME:-45}
 REGION=256			# 128 KiB regions
+# T46_MODE=sync runs the same checks on the default mode: they must fail
+MODE=${T46_MODE:-background}
 nb_create fmb_src $MIB || die "cannot create fmb_src"
 nb_create fmb_dst $MIB || die "cannot create fmb_dst"
 S=/dev/fmb_src D=/dev/fmb_dst M=/dev/mapper/fmb
@@ -25,13 +27,16 @@ blk() { printf '%-4095s\n' "$1"; }
 at() { dd if="$1" bs=4k skip="$2" count=1 iflag=direct status=none; }
 put() { blk "$2" | dd of=$M bs=4k seek="$1" oflag=direct conv=notrunc status=none; }
 
-# ---- 1. the route, step by step, with the copier paused
-fm_create fmb $S $D $REGION copy_mode background copy_rate 1024 ||
-	die "cannot create flushmirror"
+# ---- 1. the route, step by step, with the copier paused.  One copy job
+# at 128 KiB/s (a region a second) over the first 4 MiB (32 regions), so
+# that the copier can be paused between the second copy of region 0 and
+# that of region 3.
+FM_LEN=8192 fm_create fmb $S $D $REGION copy_mode $MODE copy_jobs 1 \
+	copy_rate 128 || die "cannot create flushmirror"
 check table-prints-copy-mode bash -c "dmsetup table fmb | grep -q 'copy_mode background'"
 for ((i = 0; i < 100; i++)); do
 	fm_status fmb
-	[ "$ST_COPIED" -ge 4 ] && break
+	[ "$ST_COPIED" -ge 5 ] && break
 	sleep 0.2
 done
 dmsetup message fmb 0 pause || die "pause refused: $ST_RAW"
@@ -41,10 +46,11 @@ c0=$ST_COPIED
 info "paused with $c0 of $ST_TOTAL regions copied: $ST_RAW"
 [ "$c0" -ge 1 ] || die "region 0 not copied yet: $ST_RAW"
 
-# region 0 is the first the copier takes: it is copied
+# regions 0 and 3 are among the first the copier took: they are copied
 put 0 "first write to a copied region"
+put 96 "region 3"
 fm_status fmb
-expect first-write-sends-region-back "$ST_COPIED" -eq $((c0 - 1)) "$ST_RAW"
+expect first-write-sends-region-back "$ST_COPIED" -eq $((c0 - 2)) "$ST_RAW"
 if at $D 0 | grep -q "first write to a copied region"; then
 	fail first-write-source-only "the destination has the write"
 else
@@ -55,9 +61,9 @@ at $S 0 | grep -q "first write to a copied region" &&
 
 # copy it again: resume until the destination has it, then pause again
 dmsetup message fmb 0 resume || die "resume refused"
-for ((i = 0; i < 150; i++)); do
+for ((i = 0; i < 900; i++)); do
 	at $D 0 | grep -q "first write to a copied region" && break
-	sleep 0.2
+	sleep 0.1
 done
 dmsetup message fmb 0 pause || die "pause refused: $(dmsetup status fmb)"
 sleep 1
@@ -74,12 +80,14 @@ at $D 0 | grep -q "second write, mirrored" &&
 dmsetup message fmb 0 copy_rate 0 && dmsetup message fmb 0 resume ||
 	die "cannot restart the copier"
 check_phase synced-after-resume fmb synced 120
-check dest-equals-source-1 dcmp $S $D
+check dest-equals-source-1 dcmp $S $D -n $((8192 * 512))
 dm_remove fmb
 
 # ---- 2. G2/G3 in background mode: converges under full-speed writes
 dd if=/dev/urandom of=$D bs=1M count=1 seek=$((MIB / 2)) oflag=direct status=none
-fm_create fmb $S $D $REGION copy_mode background copy_jobs 8 ||
+# a pass at 6 MiB/s takes about 11 s, and at most two are needed: fio
+# writes all through them
+fm_create fmb $S $D $REGION copy_mode $MODE copy_jobs 8 copy_rate 6144 ||
 	die "cannot create flushmirror (2)"
 t0=$SECONDS
 fio_bg load --ioengine=libaio --direct=1 --bs=4k --allow_file_create=0 \
@@ -87,7 +95,16 @@ fio_bg load --ioengine=libaio --direct=1 --bs=4k --allow_file_create=0 \
 	--iodepth=16 --size=${MIB}M --time_based --runtime=$RUNTIME \
 	--verify=crc32c --verify_backlog=512 --randseed=46
 FIO=$BG_PID
-if wait_phase fmb synced $((RUNTIME - 5)); then
+# writes send copied regions back: the copied count goes down at times
+prev=0 went_down=0
+while fm_status fmb && [ "$ST_PHASE" = copying ] && [ $((SECONDS - t0)) -lt $((RUNTIME - 5)) ]; do
+	[ "$ST_COPIED" -lt "$prev" ] && went_down=$((went_down + 1))
+	prev=$ST_COPIED
+	sleep 0.5
+done
+expect copied-count-goes-down-under-writes "$went_down" -gt 0 "$ST_RAW"
+if wait_phase fmb synced $((RUNTIME - 5 - (SECONDS - t0))); then
+	expect fio-wrote-during-copy "$ST_SG" -gt 2000 "$ST_RAW"
 	if kill -0 $FIO 2>/dev/null; then
 		pass synced-while-fio-writes
 	else
