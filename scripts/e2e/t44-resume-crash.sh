@@ -257,7 +257,10 @@ crash_cut() {
 	ty=$(now_ms)
 	CUT_SLOST=$(lost $S $k $jobs) || { CUT_ERR+="oracle failed: $CUT_SLOST; "; return; }
 	md_expect
-	[ "$EXP_SEQ" != none ] || { CUT_ERR+="no usable commit on the device: $($PYS $MDPY slots $MD | tr '\n' ' '); "; return; }
+	case $EXP_SEQ in
+	none) CUT_ERR+="no usable commit on the device: $($PYS $MDPY slots $MD | tr '\n' ' '); "; return ;;
+	''|*[!0-9]*) CUT_ERR+="t44-md.py failed: $EXP_SEQ; "; return ;;
+	esac
 	if [ "$kind" = torn ]; then
 		# the commit before the newest must be whole (it is unless a
 		# commit was being written at the cut: then cut again)
