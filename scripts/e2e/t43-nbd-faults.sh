@@ -102,13 +102,15 @@ wait_synced() {
 # sends again once the link is back: flushmirror.rst, "After a link
 # failure")
 fence() {
-	local t=$(now_ms) rc=0
+	local t rc=0
+	t=$(now_ms)
 	nbd_server_stop && nbd_server_start $D || rc=1
 	info "fence: nbd-server restarted in $(($(now_ms) - t)) ms"
 	return $rc
 }
 relink() {
-	local t=$(now_ms) rc=0
+	local t rc=0
+	t=$(now_ms)
 	nbd_relink f43dl $N "$@" || rc=1
 	info "relink: $NBD_DEV over $NBD_MODE in $(($(now_ms) - t)) ms"
 	return $rc
