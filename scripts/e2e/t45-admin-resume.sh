@@ -237,7 +237,8 @@ expect_rc reattach-all 0 "loading the flushmirror table into rs_vm" "kept [0-9]+
 md_fields rs_vm
 info "reattach 2: kept $MD_KEPT, recopied $MD_RECOPIED (copied before the reboot $c2, kept the first time $k1)"
 echo "STAT: t45_kept2=${MD_KEPT:-0} t45_copied_before2=$c2"
-[ "$MD_STATE" = ok ] && [ "${MD_KEPT:-0}" -ge "$k1" ] && [ $((MD_KEPT + MD_RECOPIED)) -eq 256 ] &&
+[ "$MD_STATE" = ok ] && [ "${MD_KEPT:-0}" -gt 0 ] && [ "$MD_KEPT" -ge "$k1" ] &&
+	[ $((MD_KEPT + MD_RECOPIED)) -eq 256 ] &&
 	pass reattach-all-kept || fail reattach-all-kept "kept '$MD_KEPT' (first time $k1) recopied '$MD_RECOPIED': $ST_RAW"
 
 # ================================================================ synced, complete
