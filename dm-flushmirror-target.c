@@ -788,8 +788,8 @@ struct fm_dflush {
  * @wait: woken, under @lock, when a copy job or a shared flush ends
  *	(suspend waits with wait_event_lock_irq(): a completion's wake-up is
  *	its last touch of @fm)
- * @md_failed: a metadata commit failed: the target stops committing and
- *	holding writes (under @lock)
+ * @md_failed: the last metadata commit failed: writes do not wait for
+ *	the metadata until a commit succeeds again (under @lock)
  * @md_waiting: writes that wait for a commit to record their region's
  *	intent, linked through fm_io::list (under @lock)
  * @md_touched: regions a write started on, or waits to start on, since
@@ -1692,8 +1692,12 @@ static void fm_md_release(struct flushmirror_c *fm)
  * @snap: rg.copied when the flush this commit relies on was issued, or
  *	NULL for an intent commit (no flush: rg.copied now is used)
  * @flushed: that flush completed on both legs
- * A failed commit ends the metadata: the map on the device may no longer
- * be complete, so the destination is failed too and the status says so.
+ * A failed commit degrades the metadata (status "failed"): writes stop
+ * waiting for it (the guest must not stall on a metadata device), the
+ * mirror goes on, so the regions the device records as copied stay equal
+ * on both legs, and every checkpoint tries again; the first commit that
+ * succeeds ends the degradation.  What is not covered meanwhile is a host
+ * crash while a write is on one leg only.
  * Context: process, with md_mutex held.
  */
 static void fm_md_commit_state(struct flushmirror_c *fm,
@@ -1704,10 +1708,6 @@ static void fm_md_commit_state(struct flushmirror_c *fm,
 	int r;
 
 	spin_lock_irq(&fm->lock);
-	if (fm->md_failed) {
-		spin_unlock_irq(&fm->lock);
-		return;
-	}
 	/* a write that waits has not started: it is touched all the same */
 	list_for_each_entry(io, &fm->md_waiting, list)
 		__set_bit(io->region, fm->md_touched);
@@ -1724,11 +1724,15 @@ static void fm_md_commit_state(struct flushmirror_c *fm,
 
 	spin_lock_irq(&fm->lock);
 	if (r) {
-		DMERR("%s: metadata commit failed (%d): not resumable, destination failed",
-		      dm_table_device_name(fm->ti->table), r);
+		if (!fm->md_failed)
+			DMERR("%s: metadata commit failed (%d): degraded, retrying",
+			      dm_table_device_name(fm->ti->table), r);
 		fm->md_failed = true;
-		fm_dest_failed(fm);
 	} else {
+		if (fm->md_failed)
+			DMINFO("%s: metadata commits again",
+			       dm_table_device_name(fm->ti->table));
+		fm->md_failed = false;
 		bitmap_zero(fm->md_unsafe, nr);
 		fm_md_mark_unsafe(fm->md_unsafe, fm->md_new_copied,
 				  fm->md_new_intent, nr);
@@ -1753,7 +1757,7 @@ static void fm_md_checkpoint(struct flushmirror_c *fm)
 	unsigned int bkt;
 
 	spin_lock_irq(&fm->lock);
-	idle = fm->md_failed ||
+	idle = !fm->md_failed &&
 	       (list_empty(&fm->md_waiting) &&
 		bitmap_equal(fm->rg.copied, fm->md->copied, nr) &&
 		bitmap_empty(fm->md->intent, nr));
@@ -1816,7 +1820,7 @@ static void fm_md_work(struct work_struct *ws)
 	spin_lock_irq(&fm->lock);
 	if (!list_empty(&fm->md_waiting))
 		mod_delayed_work(fm->wq, &fm->md_work, 0);
-	else if (!fm->md_failed)
+	else
 		queue_delayed_work(fm->wq, &fm->md_work,
 				   time_after(fm->md_next, jiffies) ?
 				   fm->md_next - jiffies : 0);
@@ -2431,10 +2435,6 @@ static int fm_message(struct dm_target *ti, unsigned int argc, char **argv,
 	case FM_MSG_RETRY:
 		if (fm->phase != FM_FAILED) {
 			why = "retry: not failed";
-			break;
-		}
-		if (fm->md_failed) {
-			why = "retry: the metadata device failed: reload the table";
 			break;
 		}
 		if (fm->recopy_all) {

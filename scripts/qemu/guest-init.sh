@@ -51,8 +51,10 @@ cd /tmp/fm || exit 1
 {
 	echo "kernel $(uname -r) ($(cat /proc/version))"
 	echo "cpus: $(nproc)"
+	# (libcrc32c: dm-flushmirror's metadata checksums; insmod does not
+	# load dependencies)
 	for m in configfs dm-mod dm-mirror dm-delay dm-flakey dm-log-writes \
-		dm-dust; do
+		dm-dust libcrc32c; do
 		# (FM_BUILTIN: the debug kernel has them all built in)
 		[ -n "${FM_BUILTIN:-}" ] && continue
 		modprobe -v "$m" 2>&1 || echo "modprobe $m failed"
