@@ -274,6 +274,60 @@ run_fm() {
 	echo "$OUT" | sed 's/^/# | /'
 }
 
+# expect_rc CHECK RC REGEX...: the last run_fm exited RC and its output
+# matches every REGEX (extended, case-insensitive)
+expect_rc() {
+	local name=$1 want=$2 r miss=
+	shift 2
+	for r in "$@"; do
+		echo "$OUT" | grep -qiE -- "$r" || miss+=" /$r/"
+	done
+	if [ "$RC" -eq "$want" ] && [ -z "$miss" ]; then
+		pass "$name"
+	else
+		fail "$name" "exit $RC (want $want), missing$miss: $(echo "$OUT" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"
+	fi
+}
+
+# ---------------------------------------------------------------- power-cut writers
+# The writers of powercut-writer.py (t27, t37, t44): the test defines
+# writer K J, one writer of cut K, job J, that execs the writer (so that
+# its pid is the writer's) and records its covered count in $E2E_TMP/cov.J.
+
+# pc_start_writers K JOBS: JOBS writers for cut K, pids in WPIDS, each
+# covered count starting at 0
+pc_start_writers() {
+	local k=$1 jobs=$2 j
+	rm -f $E2E_TMP/cov.*
+	WPIDS=()
+	for ((j = 0; j < jobs; j++)); do
+		echo 0 >$E2E_TMP/cov.$j
+		writer $k $j &
+		WPIDS+=($!)
+	done
+}
+
+# pc_read_cov JOBS: the writers' covered counts in COV[j], their sum in
+# CUT_COVERED.  Read the counts first, then cut: a fsync completing in
+# between only adds coverage not counted.
+pc_read_cov() {
+	local j
+	COV=()
+	CUT_COVERED=0
+	for ((j = 0; j < $1; j++)); do
+		COV[j]=$(cat $E2E_TMP/cov.$j)
+		CUT_COVERED=$((CUT_COVERED + COV[j]))
+	done
+}
+
+# pc_stop_writers: kill the writers of WPIDS and wait for them
+pc_stop_writers() {
+	[ ${#WPIDS[@]} -gt 0 ] || return 0
+	kill "${WPIDS[@]}" 2>/dev/null
+	wait "${WPIDS[@]}" 2>/dev/null
+	WPIDS=()
+}
+
 dm_events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }
 
 # fm_table SRC DST REGION [FEATURE...]: flushmirror table over all of SRC

@@ -64,25 +64,10 @@ writer() {
 # counts (COV[j], their sum in CUT_COVERED).  Covered counts first, then
 # the cut: a fsync completing in between only adds coverage not counted.
 run_writers() {
-	local k=$1 jobs=$2 j
-	rm -f $E2E_TMP/cov.*
-	WPIDS=()
-	for ((j = 0; j < jobs; j++)); do
-		echo 0 >$E2E_TMP/cov.$j
-		writer $k $j &
-		WPIDS+=($!)
-	done
+	pc_start_writers "$1" "$2"
 	CUT_MS=$((200 + RANDOM % 1300))
 	sleep "$((CUT_MS / 1000)).$(printf %03d $((CUT_MS % 1000)))"
-	CUT_COVERED=0
-	for ((j = 0; j < jobs; j++)); do
-		COV[j]=$(cat $E2E_TMP/cov.$j)
-		CUT_COVERED=$((CUT_COVERED + COV[j]))
-	done
-}
-stop_writers() {
-	kill "${WPIDS[@]}" 2>/dev/null
-	wait "${WPIDS[@]}" 2>/dev/null
+	pc_read_cov "$2"
 }
 # check_lost DEV K JOBS: covered blocks of cut K missing on DEV, in
 # CUT_LOST (one python for every writer: its start-up is slow in UML);
@@ -109,7 +94,7 @@ cut() {
 	run_writers $k $jobs
 	t0=$(date +%s.%N)
 	nb_power fmp_dst 0
-	stop_writers
+	pc_stop_writers
 	t1=$(date +%s.%N)
 	nb_power fmp_dst 1 && wait_bdev $D 10 || { CUT_ERR="power on failed"; return; }
 	check_lost $D $k $jobs || return
@@ -141,7 +126,7 @@ cut_copying() {
 	[ "$ST_PHASE" = copying ] || CUT_ERR="not copying at the cut: $ST_RAW"
 	nb_power fmp_dst 0
 	nb_power fmp_src 0
-	stop_writers
+	pc_stop_writers
 	info "copying cut $k ($policy, $jobs jobs, after ${CUT_MS} ms): $ST_RAW"
 	timeout 60 dmsetup remove fmp || CUT_ERR+="cannot remove fmp; "
 	nb_power fmp_src 1 && wait_bdev $S 10 && nb_power fmp_dst 1 &&

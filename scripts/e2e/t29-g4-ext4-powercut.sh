@@ -40,158 +40,11 @@ for t in mkfs.ext4 e2fsck; do
 done
 [ -x $PY ] || { skip ext4-powercut "no $PY on the host"; exit 0; }
 
-# workload.py MNT JOURNAL SEED: runs until SIGTERM, then exits 0; any I/O
-# error is a traceback and a non-zero exit.  Journal lines: "+ NAME SHA
-# SIZE" once NAME is durable (file and directory fsynced), "- NAME" before
-# the workload starts to change NAME (rename away, replace, unlink).  One
-# write(2) per line on an O_APPEND fd.
-cat >$E2E_TMP/workload.py <<'PYEOF'
-import hashlib, os, random, signal, sys
-mnt, jpath, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rnd = random.Random(seed)
-stop = False
-def on_term(sig, frm):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-jfd = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-def rec(s):
-    os.write(jfd, (s + "\n").encode())
-NDIR = 8
-dfd = []
-for d in range(NDIR):
-    os.mkdir("%s/d%d" % (mnt, d))
-    dfd.append(os.open("%s/d%d" % (mnt, d), os.O_RDONLY | os.O_DIRECTORY))
-top = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
-os.fsync(top)
-live = {}       # durable in the workload's view: name -> (sha, size)
-scratch = []    # written, never fsynced, never recorded
-seq = 0
-def data(name):
-    b = ("seed %d seq %d %s\n" % (seed, seq, name)).encode()
-    return b + rnd.randbytes(rnd.randint(0, 12000))
-def put(rel, b, sync):
-    fd = os.open("%s/%s" % (mnt, rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    v = memoryview(b)
-    while v:
-        v = v[os.write(fd, v):]
-    if sync:
-        os.fsync(fd)
-    os.close(fd)
-def fsync_file(rel):
-    fd = os.open("%s/%s" % (mnt, rel), os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
-def P(rel):
-    return "%s/%s" % (mnt, rel)
-def dnum(rel):
-    return int(rel[1:rel.index("/")])
-def durable(name, b):
-    live[name] = (hashlib.sha256(b).hexdigest(), len(b))
-    rec("+ %s %s %d" % (name, live[name][0], len(b)))
-while not stop:
-    seq += 1
-    r = rnd.random()
-    d = rnd.randrange(NDIR)
-    if r < 0.45 or len(live) < 30:
-        # create as a temporary name, fsync, rename, fsync the directory
-        name, tmp = "d%d/f%07d" % (d, seq), "d%d/.t%07d" % (d, seq)
-        b = data(name)
-        put(tmp, b, True)
-        os.rename(P(tmp), P(name))
-        os.fsync(dfd[d])
-        durable(name, b)
-    elif r < 0.55:
-        name = "d%d/n%07d" % (d, seq)
-        put(name, data(name), False)
-        scratch.append(name)
-    elif r < 0.67:
-        # rename a durable file (maybe to another directory)
-        old = rnd.choice(list(live))
-        rec("- " + old)
-        sha, size = live.pop(old)
-        name = "d%d/r%07d" % (d, seq)
-        os.rename(P(old), P(name))
-        fsync_file(name)
-        os.fsync(dfd[d])
-        if dnum(old) != d:
-            os.fsync(dfd[dnum(old)])
-        live[name] = (sha, size)
-        rec("+ %s %s %d" % (name, sha, size))
-    elif r < 0.77:
-        # replace a durable file's contents: write, fsync, rename over
-        old = rnd.choice(list(live))
-        tmp = "d%d/.t%07d" % (dnum(old), seq)
-        b = data(old)
-        put(tmp, b, True)
-        rec("- " + old)
-        del live[old]
-        os.rename(P(tmp), P(old))
-        os.fsync(dfd[dnum(old)])
-        durable(old, b)
-    elif r < 0.92 or not scratch:
-        old = rnd.choice(list(live))
-        rec("- " + old)
-        del live[old]
-        os.unlink(P(old))
-        if rnd.random() < 0.5:
-            os.fsync(dfd[dnum(old)])
-    else:
-        os.unlink(P(scratch.pop(rnd.randrange(len(scratch)))))
-    # keep the fs from filling up
-    while len(live) > 2500:
-        old = rnd.choice(list(live))
-        rec("- " + old)
-        del live[old]
-        os.unlink(P(old))
-    while len(scratch) > 500:
-        os.unlink(P(scratch.pop(0)))
-print("# workload: %d operations, %d durable files" % (seq, len(live)))
-PYEOF
-
-# check.py MNT SNAPSHOT JOURNAL POST: the durable set of SNAPSHOT (complete
-# lines), less the files whose "- NAME" line the full JOURNAL has before
-# offset POST (taken after the power went off: such a change may have
-# reached the disk); prints "checked lost excluded" and the first losses.
-cat >$E2E_TMP/check.py <<'PYEOF'
-import hashlib, sys
-mnt, snap, full, post = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-s = open(snap, "rb").read()
-soff = s.rfind(b"\n") + 1
-dur = {}
-for l in s[:soff].decode().splitlines():
-    f = l.split()
-    if f[0] == "+":
-        dur[f[1]] = (f[2], int(f[3]))
-    else:
-        dur.pop(f[1], None)
-j = open(full, "rb").read()
-e = j.find(b"\n", post)
-e = len(j) if e < 0 else e + 1
-excl = set()
-for l in j[soff:e].decode(errors="replace").splitlines():
-    f = l.split()
-    if len(f) == 2 and f[0] == "-":
-        excl.add(f[1])
-checked = lost = 0
-why = []
-for name, (sha, size) in sorted(dur.items()):
-    if name in excl:
-        continue
-    checked += 1
-    try:
-        b = open("%s/%s" % (mnt, name), "rb").read()
-    except OSError as x:
-        lost += 1
-        why.append("%s: %s" % (name, x.strerror))
-        continue
-    if hashlib.sha256(b).hexdigest() != sha:
-        lost += 1
-        why.append("%s: %d bytes, wrong contents (want %d)" % (name, len(b), size))
-print(checked, lost, len(excl & set(dur)))
-for w in why[:5]:
-    print("lost " + w, file=sys.stderr)
-PYEOF
+# the workload (journal of durable files) and its oracle, shared with t43:
+# ext4-workload.py MNT JOURNAL SEED and ext4-check.py MNT SNAPSHOT JOURNAL
+# POST (see their headers)
+WORKLOAD=$(dirname "$0")/ext4-workload.py
+CHECK=$(dirname "$0")/ext4-check.py
 
 # powercut_run K POLICY BITE: one power cut; sets CUT_ERR (the run could
 # not be done), CUT_BAD (errors the guest saw), CUT_DMG (the destination
@@ -214,7 +67,7 @@ powercut_run() {
 	# (the fs itself is made with flushes: the bite is about the workload)
 	[ "$bite" = 1 ] && echo 1 >$PARAM
 	: >$E2E_TMP/journal
-	$PY $E2E_TMP/workload.py $MNT $E2E_TMP/journal $((SEED * 100 + k)) &
+	$PY $WORKLOAD $MNT $E2E_TMP/journal $((SEED * 100 + k)) &
 	WPID=$!
 	# python starts slowly in UML: the clock runs from its first record
 	for ((i = 0; i < 300; i++)); do
@@ -247,7 +100,7 @@ powercut_run() {
 	timeout 60 dmsetup remove f29 || { CUT_ERR="cannot remove f29"; return; }
 	nb_power f29d 1 && wait_bdev $D 10 || { CUT_ERR="power on failed"; return; }
 	if mount -t ext4 $D $MNT 2>$E2E_TMP/mount.err; then
-		res=$($PY $E2E_TMP/check.py $MNT $E2E_TMP/snap $E2E_TMP/journal $post 2>$E2E_TMP/check.err)
+		res=$($PY $CHECK $MNT $E2E_TMP/snap $E2E_TMP/journal $post 2>$E2E_TMP/check.err)
 		head -n 8 $E2E_TMP/check.err | sed "s/^/# cut $k: /"
 		set -- $res
 		if [ $# -ne 3 ]; then
@@ -260,7 +113,7 @@ powercut_run() {
 		timeout 120 umount $MNT || CUT_DMG+="umount of the destination failed; "
 	else
 		CUT_DMG+="destination does not mount: $(tr '\n' ' ' <$E2E_TMP/mount.err); "
-		CUT_COV=$($PY $E2E_TMP/check.py /nonexistent $E2E_TMP/snap $E2E_TMP/journal $post 2>/dev/null | cut -d' ' -f1)
+		CUT_COV=$($PY $CHECK /nonexistent $E2E_TMP/snap $E2E_TMP/journal $post 2>/dev/null | cut -d' ' -f1)
 		CUT_LOST=$CUT_COV
 	fi
 	[ "$CUT_LOST" -eq 0 ] || CUT_DMG+="$CUT_LOST of $CUT_COV durable files lost; "

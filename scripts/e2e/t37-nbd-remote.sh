@@ -254,6 +254,8 @@ heal() {
 	fresh $M 0 $((4 * AREA * 4096)) && blkdiscard -o 0 -l $((4 * AREA * 4096)) $D ||
 		{ CUT_ERR+="discard failed; "; return 1; }
 }
+# writer K J: one power-cut writer (pc_start_writers in lib.sh)
+writer() { exec $PY $WRITER $M $1 $2 $AREA $(($1 * 10 + $2)) $E2E_TMP; }
 # cut K POLICY JOBS: writers on the synced device, then the server's
 # null_blk loses its power; CUT_COVERED and CUT_LOST (covered writes
 # missing on it after the power came back)
@@ -262,13 +264,7 @@ cut() {
 	CUT_ERR= CUT_COVERED=0 CUT_LOST=0
 	heal || return
 	timeout 10 dmsetup message fmr 0 flush_policy $pol
-	rm -f $E2E_TMP/cov.*
-	WPIDS=()
-	for ((j = 0; j < jobs; j++)); do
-		echo 0 >$E2E_TMP/cov.$j
-		$PY $WRITER $M $k $j $AREA $((k * 10 + j)) $E2E_TMP &
-		WPIDS+=($!)
-	done
+	pc_start_writers $k $jobs
 	# python starts slowly on the Debian guest: every writer covered once
 	for ((j = 0; j < 150; j++)); do
 		[ "$(cat $E2E_TMP/cov.* | grep -c '^0$')" = 0 ] && break
@@ -276,14 +272,9 @@ cut() {
 	done
 	ms=$((300 + RANDOM % 1200))
 	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
-	COV=()
-	for ((j = 0; j < jobs; j++)); do
-		COV[j]=$(cat $E2E_TMP/cov.$j)
-		CUT_COVERED=$((CUT_COVERED + COV[j]))
-	done
+	pc_read_cov $jobs
 	nb_power fmr_dst 0
-	kill "${WPIDS[@]}" 2>/dev/null
-	wait "${WPIDS[@]}" 2>/dev/null
+	pc_stop_writers
 	fm_status fmr
 	nb_power fmr_dst 1 && wait_bdev $D 10 || { CUT_ERR+="power on failed; "; return; }
 	CUT_LOST=$($PY $CHECK $D $k $AREA "${COV[@]}") ||

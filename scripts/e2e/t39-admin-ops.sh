@@ -52,22 +52,6 @@ dm_create fo_dd "0 $N linear /dev/fo_d2 0" || die "cannot create fo_dd"
 V=/dev/mapper/fo_vm
 FM_ATEXIT+=("dm_remove fo_vm-fmsrc" "dm_remove fo_vm2-fmsrc")
 
-
-# expect_rc CHECK RC REGEX...: the last run_fm exited RC and its output
-# matches every REGEX (extended, case-insensitive)
-expect_rc() {
-	local name=$1 want=$2 r miss=
-	shift 2
-	for r in "$@"; do
-		echo "$OUT" | grep -qiE -- "$r" || miss+=" /$r/"
-	done
-	if [ "$RC" -eq "$want" ] && [ -z "$miss" ]; then
-		pass "$name"
-	else
-		fail "$name" "exit $RC (want $want), missing$miss: $(echo "$OUT" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"
-	fi
-}
-
 # snapshot: everything a dry run must leave as it is
 snapshot() {
 	local n

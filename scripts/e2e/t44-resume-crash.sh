@@ -91,33 +91,10 @@ writer() {
 	exec $PYS $WRITER $M $1 $2 $AREA $((SEED * 100 + $1 * 10 + $2)) $E2E_TMP \
 		2>>$E2E_TMP/writer.err
 }
-# start_writers K JOBS: JOBS writers for cut K (pids in WPIDS); read_cov
-# JOBS: their covered counts (COV[j], sum CUT_COVERED).  Counts first,
-# then the cut: a fsync completing in between only adds coverage.
+# start_writers K JOBS: pc_start_writers (lib.sh), and the time they began
 start_writers() {
-	local k=$1 jobs=$2 j
-	rm -f $E2E_TMP/cov.*
-	WPIDS=()
-	for ((j = 0; j < jobs; j++)); do
-		echo 0 >$E2E_TMP/cov.$j
-		writer $k $j &
-		WPIDS+=($!)
-	done
+	pc_start_writers "$1" "$2"
 	WSTART=$SECONDS
-}
-read_cov() {
-	local j
-	CUT_COVERED=0
-	for ((j = 0; j < $1; j++)); do
-		COV[j]=$(cat $E2E_TMP/cov.$j)
-		CUT_COVERED=$((CUT_COVERED + COV[j]))
-	done
-}
-stop_writers() {
-	[ ${#WPIDS[@]} -gt 0 ] || return 0
-	kill "${WPIDS[@]}" 2>/dev/null
-	wait "${WPIDS[@]}" 2>/dev/null
-	WPIDS=()
 }
 # lost DEV K JOBS: covered blocks of cut K missing on DEV (echo), 1 if the
 # oracle itself failed
@@ -196,7 +173,7 @@ crash_cut() {
 		tw=$(now_ms)
 		start_writers $k $jobs
 		msleep $((2000 + RANDOM % 1500))
-		read_cov $jobs
+		pc_read_cov $jobs
 	else
 		# the cut point is a copy progress, not a time: UML's pace
 		# varies.  The writers start 16 regions (2 s at 1 MiB/s: python
@@ -218,15 +195,15 @@ crash_cut() {
 		tw=$(now_ms)
 		start_writers $k $jobs
 		wait_copied $x
-		read_cov $jobs
+		pc_read_cov $jobs
 	fi
 	if [ "$kind" = torn ]; then
 		# the writers' last writes are done before the commit before the
 		# newest one begins: nothing written relied on the newest commit
 		# alone, as with a commit torn by the crash (a later one never
 		# started).  Then three more commits (the copy goes on).
-		stop_writers
-		read_cov $jobs
+		pc_stop_writers
+		pc_read_cov $jobs
 		fm_md_status fmr
 		c0=${ST_MD_COMMITS:-0} end=$((SECONDS + 15))
 		while fm_md_status fmr && [ "$ST_MD_COMMITS" -lt $((c0 + 3)) ] &&
@@ -239,7 +216,7 @@ crash_cut() {
 	fm_md_status fmr
 	CUT_PHASE=$ST_PHASE CUT_COPIED=$ST_COPIED CUT_COMMITS=$ST_MD_COMMITS
 	crash_off
-	stop_writers
+	pc_stop_writers
 	# a loaded host can delay the cut past the copy's end: such a cut
 	# counts as one after synced (CUT_KIND), except where the copy
 	# matters (torn: commits after the writers; the bite: copies in the

@@ -48,21 +48,6 @@ V=/dev/mapper/rs_vm
 MD=$(devno /dev/rs_md)
 FM_ATEXIT+=("dm_remove rs_vm" "dm_remove rs_vm-fmsrc")
 
-# expect_rc CHECK RC REGEX...: the last run_fm exited RC and its output
-# matches every REGEX (extended, case-insensitive)
-expect_rc() {
-	local name=$1 want=$2 r miss=
-	shift 2
-	for r in "$@"; do
-		echo "$OUT" | grep -qiE -- "$r" || miss+=" /$r/"
-	done
-	if [ "$RC" -eq "$want" ] && [ -z "$miss" ]; then
-		pass "$name"
-	else
-		fail "$name" "exit $RC (want $want), missing$miss: $(echo "$OUT" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"
-	fi
-}
-
 # snapshot TAG: what a refused command must leave as it is: the dm devices
 # and their tables, the metadata device's bytes, the journals
 snapshot() {
