@@ -54,12 +54,17 @@ from fuzz_dm import (Dm, DmError, Kmsg, split_args, quote_word,  # noqa: E402
 
 MIN_REGION = 8			# 4 KiB
 MAX_REGION = 2097152		# 1 GiB
-MAX_FEATURE_ARGS = 7		# nosync + three name/value pairs
+MAX_FEATURE_ARGS = 14		# the names and values of every feature
 MIN_JOBS, MAX_JOBS, DEFAULT_JOBS = 1, 64, 8
 LLONG_MAX = (1 << 63) - 1
 UINT_MAX = (1 << 32) - 1
 
-FEATURES = (b"nosync", b"flush_policy", b"copy_rate", b"copy_jobs")
+# the metadata features (metadata <dev>, checkpoint_interval,
+# discard_metadata) open a third device: t44 and t45 test them, the fuzzer
+# never generates their names
+FEATURES = (b"nosync", b"flush_policy", b"copy_rate", b"copy_jobs",
+            b"copy_mode")
+COPY_MODES = (b"sync", b"background")
 POLICIES = (b"generation", b"always")
 MESSAGES = {b"pause": 1, b"resume": 1, b"copy_rate": 2, b"flush_policy": 2,
             b"retry": 1}
@@ -130,7 +135,7 @@ class Env:
         return self._sys(dev, "queue/logical_block_size")
 
 
-def norm_table(src, dst, region, nosync, policy, rate, jobs):
+def norm_table(src, dst, region, nosync, policy, rate, jobs, mode=b"sync"):
     """The TABLE line the target prints: devices as maj:min, only the
     features that differ from the defaults, in a fixed order."""
     f = []
@@ -142,6 +147,8 @@ def norm_table(src, dst, region, nosync, policy, rate, jobs):
         f += ["copy_rate", str(rate)]
     if jobs != DEFAULT_JOBS:
         f += ["copy_jobs", str(jobs)]
+    if mode != b"sync":
+        f += ["copy_mode", mode.decode()]
     s = "%d:%d %d:%d %d" % (src + dst + (region,))
     return s + (" %d %s" % (len(f), " ".join(f)) if f else "")
 
@@ -168,6 +175,7 @@ def table_oracle(env, start, length, argv, selfdev):
     if region > MAX_REGION:
         return t_reject("Invalid region size: above 2097152 sectors")
     nosync, policy, rate, jobs = False, b"generation", 0, DEFAULT_JOBS
+    mode = b"sync"
     feat = argv[3:]
     if feat:
         count = kstrtouint(feat[0])
@@ -204,6 +212,12 @@ def table_oracle(env, start, length, argv, selfdev):
                 rate = kstrtouint(val)
                 if rate is None:
                     return t_reject("Invalid copy_rate: expected KiB/s")
+            elif name == b"copy_mode":
+                m = [m for m in COPY_MODES if strcaseeq(val, m)]
+                if not m:
+                    return t_reject("Invalid copy_mode: expected sync or "
+                                    "background")
+                mode = m[0]
             else:
                 jobs = kstrtouint(val)
                 if jobs is None or not MIN_JOBS <= jobs <= MAX_JOBS:
@@ -234,7 +248,7 @@ def table_oracle(env, start, length, argv, selfdev):
     return Verdict(True, nosync=nosync, region=region,
                    total=-(-length // region),
                    table=norm_table(src, dst, region, nosync, policy, rate,
-                                    jobs))
+                                    jobs, mode))
 
 
 def msg_oracle(phase, length, sector, argv):
@@ -318,7 +332,10 @@ FEATURE_NAMES = {
     b"flush_policy": B("flush_policy", "flush_policy", "FLUSH_POLICY"),
     b"copy_rate": B("copy_rate", "copy_rate", "Copy_Rate"),
     b"copy_jobs": B("copy_jobs", "copy_jobs", "COPY_JOBS"),
+    b"copy_mode": B("copy_mode", "copy_mode", "Copy_Mode"),
 }
+MODE_WORDS = B("sync", "background", "Background", "SYNC", "blocking",
+               "back ground", "background\n", "", "0")
 WORDS = B("nosync", "NOSYNC", "flush_policy", "copy_rate", "copy_jobs",
           "generation", "never", "sync", "nosync2", "copy-rate", 0, 65, -1,
           1 << 32, 99999999999, "x", "", "\\", "\xa0", "\xc3\xa9", "\x7f",
@@ -354,6 +371,8 @@ class Gen:
             w.append(self.number(r.choice([0, r.randrange(1 << 31)])))
         elif name == b"copy_jobs":
             w.append(self.number(r.randrange(MIN_JOBS, MAX_JOBS + 1)))
+        elif name == b"copy_mode":
+            w.append(self.choose(r.choice(COPY_MODES), MODE_WORDS))
         return w
 
     def table(self):
@@ -378,17 +397,17 @@ class Gen:
                     feats.insert(r.randrange(len(feats) + 1), r.choice(WORDS))
             else:
                 for _ in range(r.randrange(5)):
-                    c = r.randrange(12)
-                    if c < 8:
+                    c = r.randrange(14)
+                    if c < 10:
                         feats += self.feature(FEATURES[c // 2])
-                    elif c == 8:	# a stray word
+                    elif c == 10:	# a stray word
                         feats.append(r.choice(WORDS))
-                    elif c == 9 and feats and r.randrange(2):
+                    elif c == 11 and feats and r.randrange(2):
                         # a duplicate, maybe conflicting
                         have = [f for f in FEATURES
                                 if any(strcaseeq(w, f) for w in feats)]
                         feats += self.feature(r.choice(have or FEATURES))
-                    elif c == 10:	# a name without its value
+                    elif c == 12:	# a name without its value
                         feats.append(r.choice(FEATURES))
             c = r.randrange(8)
             if c == 0:
