@@ -119,8 +119,11 @@ e2e_cleanup() {
 	done
 	if [ -n "${E2E_DMESG_LINES:-}" ]; then
 		local bad
-		bad=$(e2e_dmesg_new | grep -E "$E2E_BAD_LOG" |
-			grep -vE "$E2E_LOG_NOISE" | head -n 3)
+		# the reports, each with the file:line that follows it (an RCU
+		# or lockdep splat names its site two lines below)
+		bad=$(e2e_dmesg_new | grep -vE "$E2E_LOG_NOISE" |
+			grep -E -A3 "$E2E_BAD_LOG" |
+			grep -E "$E2E_BAD_LOG|[a-z0-9_/]+\.[ch]:[0-9]+" | head -n 6)
 		if [ -n "$bad" ]; then
 			fail "$E2E_TEST-kernel-log" "$(echo "$bad" | tr '\n' ' ')"
 			e2e_dmesg_new | grep -E -B2 -A25 "$E2E_BAD_LOG" | head -n 80 | sed 's/^/# dmesg: /'

@@ -126,9 +126,11 @@ count_results() {
 
 	reports='BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|possible circular locking|Call Trace|INFO: task .* blocked|Kernel panic|Oops|UBSAN|list_(add|del) corruption'
 	if [ -f "$res/dmesg.log" ]; then
-		if grep -aE "$reports" "$res/dmesg.log" >"$res/kernel-reports.txt"; then
+		# each report with the lines after it (the file:line of a
+		# lockdep or RCU splat, the top of its call trace)
+		if grep -aE -A14 "$reports" "$res/dmesg.log" >"$res/kernel-reports.txt"; then
 			echo "FAIL: dmesg: kernel reports (first lines; full log $res/dmesg.log):"
-			head -n 40 "$res/kernel-reports.txt" | sed 's/^/    /'
+			head -n 60 "$res/kernel-reports.txt" | sed 's/^/    /'
 			fail=$((fail + 1))
 		else
 			rm -f "$res/kernel-reports.txt"
