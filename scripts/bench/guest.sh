@@ -16,6 +16,12 @@
 #   dm-mirror   mirror, core log, the same two devices
 #   fm-always   flushmirror flush_policy always
 #   fm-gen      flushmirror flush_policy generation
+#   fm-gen-md   fm-gen with a metadata device (resumable migration):
+#               /dev/bmeta, a null_blk of its own with a write-back cache,
+#               formatted anew for every measurement (discard_metadata);
+#               metadata writes and flushes are counted at bmeta (B1, B2,
+#               and B3 as fm-md-jN)
+#   fm-gen-bg   fm-gen with copy_mode background (B5)
 #
 # Phases (FMB_PHASE, comma-separated):
 #   B1  synced, fio randwrite 4k direct fsync=1 for each flush delay and job
@@ -57,7 +63,7 @@ B2_RATE=${FMB_B2_RATE:-32768}
 # dm-mirror has no KiB/s limit: its kcopyd throttle (percent of time) in B2
 B2_MIRROR_THROTTLE=${FMB_B2_MIRROR_THROTTLE:-10}
 MIRROR_THROTTLE=/sys/module/dm_mirror/parameters/raid1_resync_throttle
-B3_JOBS=${FMB_B3_JOBS:-1,4,16}
+B3_JOBS=${FMB_B3_JOBS:-1,4,8,16}
 B4_SIZE_MB=${FMB_B4_SIZE_MB:-$SIZE_MB}
 B4_DELAY=${FMB_B4_DELAY:-5}
 B4_PRE=${FMB_B4_PRE:-3}
@@ -70,6 +76,11 @@ B6_RUNTIME=${FMB_B6_RUNTIME:-$RUNTIME}
 B6_RUNS=${FMB_B6_RUNS:-${FMB_RUNS:-2}}
 B6_RATE=${FMB_B6_RATE:-$B2_RATE}
 PEERS=${FMB_PEERS:-linear,dm-mirror,fm-always,fm-gen}
+# B1 and B2 add the metadata peer, B5 the background copy mode
+FIO_PEERS=${FMB_FIO_PEERS:-$PEERS,fm-gen-md}
+B5_PEERS=${FMB_B5_PEERS:-$PEERS,fm-gen-bg}
+B3_MD_JOBS=${FMB_B3_MD_JOBS:-8,16}
+MD_MB=${FMB_MD_MB:-16}
 B5_RTTS=${FMB_B5_RTTS:-0.5,2,10}
 B5_SIZE_MB=${FMB_B5_SIZE_MB:-256}
 B5_CACHE_MB=${FMB_B5_CACHE_MB:-64}
@@ -81,7 +92,7 @@ B5_JOBS=${FMB_B5_JOBS:-1,4}
 # copying: flushmirror's copy_rate, low enough that a fio run ends before
 # the copy (256 MiB at 16 MiB/s: 16 s)
 B5_RATE=${FMB_B5_RATE:-16384}
-B5_COPY_JOBS=${FMB_B5_COPY_JOBS:-1,4,8,16}
+B5_COPY_JOBS=${FMB_B5_COPY_JOBS:-1,4,8,16,32}
 B5_DD_BS=${FMB_B5_DD_BS:-1M,4M}
 B5_LOAD_JOBS=${FMB_B5_LOAD_JOBS:-4}
 B5_PRE=${FMB_B5_PRE:-2}
@@ -91,6 +102,7 @@ NB=/sys/kernel/config/nullb
 SRC=/dev/bsrc
 DSTNB=/dev/bdst
 DST=/dev/mapper/ddst
+MDDEV=/dev/bmeta
 TMP=/tmp/fmb
 mkdir -p "$TMP" "$OUT/fio" "$OUT/series"
 REC=$OUT/records.jsonl
@@ -110,6 +122,8 @@ dev_sysdir() {
 }
 # stat field 16: flush requests completed (request-based devices only)
 flushes() { awk '{ print $16 + 0 }' "$(dev_sysdir "$1")/stat"; }
+# stat field 5: write requests completed
+writes() { awk '{ print $5 + 0 }' "$(dev_sysdir "$1")/stat"; }
 
 wait_bdev() {
 	local i
@@ -164,6 +178,7 @@ setup_devices() {
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	nb_make bsrc "$SIZE_MB" "$CACHE_MB" || { log "FATAL: null_blk bsrc"; exit 1; }
 	nb_make bdst "$SIZE_MB" "$CACHE_MB" || { log "FATAL: null_blk bdst"; exit 1; }
+	nb_make bmeta "$MD_MB" 4 || { log "FATAL: null_blk bmeta"; exit 1; }
 	# allocate every page of both devices (first writes to a memory-backed
 	# null_blk allocate; no peer should pay that and another not)
 	local t0
@@ -190,10 +205,15 @@ peer_table() {
 		else
 			echo "0 $len mirror core 1 $REGION 2 $SRC 0 $DST 0"
 		fi ;;
-	fm-always|fm-gen)
+	fm-always|fm-gen|fm-gen-md|fm-gen-bg)
 		local pol=generation f
 		[ "$peer" = fm-always ] && pol=always
-		f=(flush_policy "$pol" $ns "$@")
+		f=(flush_policy "$pol" $ns)
+		case $peer in
+		fm-gen-md) f+=(metadata "$MDDEV" discard_metadata) ;;
+		fm-gen-bg) f+=(copy_mode background) ;;
+		esac
+		f+=("$@")
 		echo "0 $len flushmirror $SRC $DST $REGION ${#f[@]} ${f[*]}" ;;
 	esac
 }
@@ -220,6 +240,31 @@ sync_state() {
 		echo "none 0 0" ;;
 	*) echo "synced 1 1" ;;
 	esac
+}
+
+# md_fields NAME: "<commits> <held writes>" of the metadata status fields,
+# or "null null" without metadata
+md_fields() {
+	local s
+	s=$(timeout 60 dmsetup status "$1" 2>/dev/null)
+	set -- $s
+	while [ $# -gt 0 ] && [ "$1" != metadata ]; do shift; done
+	if [ $# -ge 7 ]; then echo "$3 $7"; else echo "null null"; fi
+}
+
+# md_wait_commit NAME: wait (at most 20 s) for a checkpoint after the
+# load's format: from then on the regions are recorded as copied, and the
+# first write to each waits for an intent commit, as in a long migration
+md_wait_commit() {
+	local c0 c i
+	c0=$(md_fields "$1"); c0=${c0% *}
+	for ((i = 0; i < 200; i++)); do
+		c=$(md_fields "$1"); c=${c% *}
+		[ "$c" != null ] && [ "$c" -gt "$c0" ] && return 0
+		sleep 0.1
+	done
+	log "md_wait_commit $1: no checkpoint in 20 s ($(dmsetup status "$1"))"
+	return 1
 }
 
 fm_counters() {	# "<guest_flushes> <dest_flushes>" or "null null"
@@ -286,6 +331,13 @@ measure_fio() {
 	if [ "$mode" = synced ]; then
 		wait_synced bench 120 || { dm_rm bench; return 1; }
 	fi
+	local md=false mw0=0 mw1=0 mf0=0 mf1=0 m0="null null" m1="null null"
+	case $peer in *-md) md=true ;; esac
+	if $md; then
+		[ "$mode" = synced ] && md_wait_commit bench
+		m0=$(md_fields bench)
+		mw0=$(writes $MDDEV); mf0=$(flushes $MDDEV)
+	fi
 	st0=$(sync_state bench)
 	f0=$(flushes $DSTNB); fs0=$(flushes $SRC)
 	local l0=0 l1=0
@@ -299,6 +351,10 @@ measure_fio() {
 	st1=$(sync_state bench)
 	c=$(fm_counters bench)
 	gf=${c% *} df=${c#* }
+	if $md; then
+		m1=$(md_fields bench)
+		mw1=$(writes $MDDEV); mf1=$(flushes $MDDEV)
+	fi
 	dm_rm bench
 	set -- $st0; local ph0=$1 cp0=$2 tot=$3
 	set -- $st1; local ph1=$1 cp1=$2
@@ -321,6 +377,10 @@ measure_fio() {
 		--argjson mirror_throttle_pct "$thr" \
 		--argjson rtt_ms "${CUR_RTT:-null}" \
 		--argjson link_flushes "$([ -n "${LINK_DEV:-}" ] && echo $((l1 - l0)) || echo null)" \
+		--argjson md_writes "$($md && echo $((mw1 - mw0)) || echo null)" \
+		--argjson md_flushes "$($md && echo $((mf1 - mf0)) || echo null)" \
+		--argjson md_commits "$($md && echo $((${m1% *} - ${m0% *})) || echo null)" \
+		--argjson md_held_writes "$($md && echo $((${m1#* } - ${m0#* })) || echo null)" \
 		'$ARGS.named'
 	log "$id: $(tail -n 1 "$REC" | jq -r '"iops=\(.iops) dstfl=\(.dst_flushes) gfl=\(.guest_flushes) sync_p99=\(.sync_p99_us)us \(.phase_before)->\(.phase_after) \(.copied_before)->\(.copied_after)/\(.regions)"')"
 }
@@ -336,7 +396,7 @@ phase_fio() {	# phase_fio B1|B2
 		for j in $(split "$JOBS"); do
 			for ((run = 1; run <= RUNS; run++)); do
 				# peers interleaved within a run: drift hits all alike
-				for peer in $(split "$PEERS"); do
+				for peer in $(split "$FIO_PEERS"); do
 					[ "$mode" = copy ] && [ "$peer" = linear ] && continue
 					measure_fio "$ph" "$peer" "$mode" "$d" "$j" "$run"
 				done
@@ -349,12 +409,13 @@ phase_fio() {	# phase_fio B1|B2
 # ------------------------------------------------------------ B3
 
 phase_b3() {
-	local len run cfg t0 t1 f0 f1 jobs peer ok
+	local len run cfg t0 t1 f0 f1 mw0 mw1 jobs peer ok
 	len=$(blockdev --getsz $SRC)
 	set_delay 0
 	for ((run = 1; run <= RUNS; run++)); do
-		for cfg in dd dm-mirror $(for jobs in $(split "$B3_JOBS"); do echo "fm-j$jobs"; done); do
-			f0=$(flushes $DSTNB)
+		for cfg in dd dm-mirror $(for jobs in $(split "$B3_JOBS"); do echo "fm-j$jobs"; done) \
+				$(for jobs in $(split "$B3_MD_JOBS"); do echo "fm-md-j$jobs"; done); do
+			f0=$(flushes $DSTNB) mw0=$(writes $MDDEV)
 			ok=true
 			case $cfg in
 			dd)
@@ -368,18 +429,21 @@ phase_b3() {
 				$ok && { wait_synced bench "$SYNC_TIMEOUT" || ok=false; }
 				t1=$(now)
 				dm_rm bench ;;
-			fm-j*)
+			fm-j*|fm-md-j*)
+				local p=fm-gen
+				[ "${cfg#fm-md-}" = "$cfg" ] || p=fm-gen-md
 				t0=$(now)
-				dm_mk bench "$(peer_table fm-gen copy "$len" copy_jobs "${cfg#fm-j}")" || ok=false
+				dm_mk bench "$(peer_table $p copy "$len" copy_jobs "${cfg##*-j}")" || ok=false
 				$ok && { wait_synced bench "$SYNC_TIMEOUT" || ok=false; }
 				t1=$(now)
 				dm_rm bench ;;
 			esac
-			f1=$(flushes $DSTNB)
+			f1=$(flushes $DSTNB) mw1=$(writes $MDDEV)
 			record --arg phase B3 --arg peer "$cfg" --argjson run "$run" \
 				--argjson ok "$ok" --argjson bytes "$((len * 512))" \
 				--argjson time_s "$(fsub "$t1" "$t0")" \
 				--argjson dst_flushes "$((f1 - f0))" \
+				--argjson md_writes "$((mw1 - mw0))" \
 				--argjson region_sectors "$REGION" '$ARGS.named'
 			log "B3 $cfg run $run: $(fsub "$t1" "$t0") s ok=$ok dst_flushes=$((f1 - f0))"
 		done
@@ -572,14 +636,14 @@ phase_b5() {
 			# 2. fsync load, synced and copying, and the source alone
 			for j in $(split "$B5_JOBS"); do
 				for mode in synced copy; do
-					for peer in $(split "$PEERS"); do
+					for peer in $(split "$B5_PEERS"); do
 						[ "$mode" = copy ] && [ "$peer" = linear ] && continue
 						measure_fio B5 "$peer" "$mode" "$rtt" "$j" "$run"
 					done
 				done
 			done
 			# 3. the migration under that load (B4 over the link)
-			for peer in $(split "$PEERS"); do
+			for peer in $(split "$B5_PEERS"); do
 				id=B5-$peer-rtt$rtt-r$run
 				load_migrate "$id" "$peer" "$len" "$B5_LOAD_JOBS" "$B5_PRE" "$B5_POST" 5
 				tlim=$LM_T

@@ -21,8 +21,9 @@ import sys
 import time
 from collections import defaultdict
 
-PEERS = ["linear", "dm-mirror", "fm-always", "fm-gen"]
-FM = ["fm-always", "fm-gen"]
+PEERS = ["linear", "dm-mirror", "fm-always", "fm-gen", "fm-gen-md",
+         "fm-gen-bg"]
+FM = ["fm-always", "fm-gen", "fm-gen-md", "fm-gen-bg"]
 
 
 def spread(vals):
@@ -161,6 +162,15 @@ def fio_phase(recs, phase):
             "copy_mib_s": spread(copy_mibs) if phase == "B2" else None,
             "phase_after": sorted({r.get("phase_after") for r in rs}),
             "fio_errors": sum(1 for r in rs if r.get("fio_rc")),
+            # with a metadata device: its writes (bitmap blocks and
+            # superblocks) per guest write, commits, writes held for intent
+            "md_writes_per_write": spread(
+                [r["md_writes"] / r["writes"] for r in rs
+                 if r.get("md_writes") is not None and r.get("writes")]),
+            "md_commits": spread([r.get("md_commits") for r in rs]),
+            "md_held_per_write": spread(
+                [r["md_held_writes"] / r["writes"] for r in rs
+                 if r.get("md_held_writes") is not None and r.get("writes")]),
         })
     # ratios against the ceiling (linear, from B1) and dm-mirror
     b1 = {(g["delay_ms"], g["jobs"], g["peer"]): g
@@ -176,6 +186,11 @@ def fio_phase(recs, phase):
                                      med(ceil["iops"]) if ceil else None)
         g["iops_vs_dm_mirror"] = ratio(med(g["iops"]),
                                        med(mir["iops"]) if mir else None)
+        # the metadata's cost: against the same target without it
+        nomd = here.get(k + ("fm-gen",))
+        g["iops_vs_no_md"] = ratio(med(g["iops"]),
+                                   med(nomd["iops"]) if nomd else None) \
+            if g["peer"] == "fm-gen-md" else None
     return out
 
 
@@ -188,8 +203,8 @@ def b3(recs):
     dd = spread([r["time_s"] for r in groups.get("dd", [])])
     mir = spread([r["time_s"] for r in groups.get("dm-mirror", [])])
     order = ["dd", "dm-mirror"] + sorted(
-        (k for k in groups if k.startswith("fm-j")),
-        key=lambda k: int(k[4:]))
+        (k for k in groups if k.startswith(("fm-j", "fm-md-j"))),
+        key=lambda k: (k.startswith("fm-md-"), int(k.rsplit("j", 1)[1])))
     for peer in order:
         rs = groups.get(peer)
         if not rs:
@@ -202,7 +217,15 @@ def b3(recs):
             "rate_vs_device_limit": ratio(med(dd), t["median"]),
             "time_vs_dm_mirror": ratio(t["median"], med(mir)),
             "dst_flushes": spread([r.get("dst_flushes") for r in rs]),
+            "md_writes": spread([r.get("md_writes") for r in rs]),
         })
+    # the metadata's cost: copy rate against the same copy_jobs without it
+    by = {g["peer"]: g for g in out}
+    for g in out:
+        nomd = by.get("fm-j" + g["peer"][7:]) \
+            if g["peer"].startswith("fm-md-j") else None
+        g["rate_vs_no_md"] = ratio(g["mib_s"], nomd["mib_s"]) \
+            if nomd else None
     return out
 
 
@@ -418,7 +441,11 @@ def b5(recs):
                  % best["peer"][4:], best["rate_vs_dd"], 0.9,
                  best["rate_vs_dd"] >= 0.9)
         for g in out["fio"]:
-            if g["rtt_ms"] != rtt or g["peer"] != "fm-gen":
+            if g["rtt_ms"] != rtt or g["peer"] not in ("fm-gen", "fm-gen-bg"):
+                continue
+            # copy_mode background is for the copy phase: synced, it
+            # mirrors as the default does
+            if g["peer"] == "fm-gen-bg" and g["mode"] != "copy":
                 continue
             if g["mode"] == "copy":
                 for what, v, tgt in (("copying IOPS >= 0.5x the source alone",
@@ -426,10 +453,12 @@ def b5(recs):
                                      ("copying IOPS >= 10x dm-mirror",
                                       g["iops_vs_dm_mirror"], 10)):
                     if v is not None:
-                        goal(rtt, "%s (jobs %d)" % (what, g["jobs"]), v, tgt,
-                             v >= tgt)
+                        goal(rtt, "%s (%s, jobs %d)" % (what, g["peer"],
+                                                        g["jobs"]),
+                             v, tgt, v >= tgt)
             elif g["iops_vs_dm_mirror"] is not None:
-                goal(rtt, "synced IOPS >= dm-mirror (jobs %d)" % g["jobs"],
+                goal(rtt, "synced IOPS >= dm-mirror (%s, jobs %d)" %
+                     (g["peer"], g["jobs"]),
                      g["iops_vs_dm_mirror"], 1.0,
                      g["iops_vs_dm_mirror"] >= 1.0)
         for g in out["load"]:
@@ -507,7 +536,7 @@ def b5_table(res, w):
         w("B5 goals of issue 11 (flushmirror generation; the issue sets them "
           "at 2 ms)")
         for g in r5["goals"]:
-            w("%-6s %-62s %-8s %s" % (
+            w("%-6s %-72s %-8s %s" % (
                 "%gms" % g["rtt_ms"], g["goal"], fratio(g["value"]),
                 "met" if g["met"] else "NOT met"))
 
@@ -556,16 +585,41 @@ def table(res):
         w("")
         w("B3 idle copy of %.0f MiB, region %s sectors, flush delay 0" % (
             res["B3"][0]["mib"], res["meta"].get("region_sectors", "?")))
-        w("%-10s %-24s %-9s %-13s %-10s %-8s" % (
+        w("fm-md-jN: with a metadata device (checkpoints every 5 s); "
+          "/no md: its rate / fm-jN's; mdwr: metadata writes")
+        w("%-10s %-24s %-9s %-13s %-10s %-8s %-7s %s" % (
             "copier", "time to synced s", "MiB/s", "/device limit",
-            "/dm-mirror", "dstfl"))
+            "/dm-mirror", "dstfl", "/no md", "mdwr"))
         for g in res["B3"]:
-            w("%-10s %-24s %-9s %-13s %-10s %-8s" % (
+            w("%-10s %-24s %-9s %-13s %-10s %-8s %-7s %s" % (
                 g["peer"], fspread(g["time_s"], "{:.2f}"),
                 fnum(g["mib_s"], "{:.0f}"),
                 fratio(g["rate_vs_device_limit"]),
                 fratio(g["time_vs_dm_mirror"]),
-                fspread(g["dst_flushes"])))
+                fspread(g["dst_flushes"]), fratio(g.get("rate_vs_no_md")),
+                fnum(med(g.get("md_writes"))) if g["peer"].startswith(
+                    "fm-md-") else ""))
+    md_rows = [(ph, g) for ph in ("B1", "B2") for g in res.get(ph) or []
+               if g["peer"] == "fm-gen-md"]
+    if md_rows:
+        w("")
+        w("B1/B2 the metadata's cost: fm-gen-md (metadata on a null_blk of "
+          "its own, checkpoint_interval 5) against fm-gen")
+        w("mdwr/wr: metadata writes per guest write (bitmap blocks and "
+          "superblocks at the metadata device); held/wr: guest writes that "
+          "waited for an intent commit, per write")
+        w("%-5s %-5s %-4s %-22s %-7s %-8s %-8s %-8s %-8s" % (
+            "phase", "delay", "jobs", "IOPS", "/no md", "p99 ms",
+            "mdwr/wr", "held/wr", "commits"))
+        for ph, g in md_rows:
+            p99 = med(g["sync_p99_us"])
+            w("%-5s %-5s %-4s %-22s %-7s %-8s %-8s %-8s %-8s" % (
+                ph, "%dms" % g["delay_ms"], g["jobs"], fspread(g["iops"]),
+                fratio(g["iops_vs_no_md"]),
+                fnum(p99 / 1000 if p99 is not None else None, "{:.2f}"),
+                fnum(med(g["md_writes_per_write"]), "{:.4f}"),
+                fnum(med(g["md_held_per_write"]), "{:.4f}"),
+                fnum(med(g["md_commits"]))))
     if res.get("B4"):
         w("")
         w("B4 migration under fio randwrite 4k fsync=1 (1 job) of %.0f MiB, "
