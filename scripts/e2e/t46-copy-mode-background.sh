@@ -9,7 +9,10 @@
 # Then G2/G3 in this mode: under full-speed random writes with fio verify
 # all over the device, the copy still reaches "synced" while fio writes,
 # and afterwards the destination equals the source.  `dmsetup table`
-# prints the feature back.
+# prints the feature back.  Then the admin command: `flushmirror start
+# --copy-mode background` loads the feature (status and --json show it),
+# a start with another mode is refused and changes nothing, a bad mode is a
+# usage error, complete switches over with the data equal.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -128,3 +131,38 @@ fm_status fmb
 [ "$ST_PHASE" = synced ] && pass synced-after-load || fail synced-after-load "$ST_RAW"
 expect quiet-WM-eq-SG "$ST_WM" -eq "$ST_SG" "$ST_RAW"
 check dest-equals-source-2 dcmp $S $D
+dm_remove fmb
+
+# ---- 3. the admin command: start --copy-mode
+FM=$FM_REPO/scripts/flushmirror
+export FM_RUN_DIR=$E2E_TMP/run FM_STATE_DIR=$E2E_TMP/varlib
+dd if=/dev/urandom of=$D bs=1M count=1 oflag=direct status=none
+dm_create fmb_vm "0 $(dev_sectors $S) linear $S 0" || die "cannot create fmb_vm"
+FM_ATEXIT+=("dm_remove fmb_vm" "dm_remove fmb_vm-fmsrc")
+run_fm "$FM" start fmb_vm $D --copy-mode fast --force
+expect_rc admin-bad-copy-mode 2 "--copy-mode must be sync or background"
+if is_linear_on fmb_vm $S; then pass admin-bad-mode-changes-nothing
+else fail admin-bad-mode-changes-nothing "$(dmsetup table fmb_vm)"; fi
+run_fm "$FM" start fmb_vm $D --copy-mode $MODE --copy-rate 4M --force
+expect_rc admin-start-copy-mode 0
+check admin-table-has-copy-mode bash -c "dmsetup table fmb_vm | grep -q 'copy_mode background'"
+run_fm "$FM" status fmb_vm
+expect_rc admin-status-copy-mode 0 "copy_mode background"
+run_fm "$FM" status --json fmb_vm
+expect_rc admin-json-copy-mode 0 '"copy_mode":"background"'
+t0=$(dmsetup table fmb_vm)
+run_fm "$FM" start fmb_vm $D --copy-mode sync --copy-rate 4M --force
+expect_rc admin-other-mode-refused 1 "copy mode background, not sync"
+[ "$(dmsetup table fmb_vm)" = "$t0" ] && pass admin-other-mode-changes-nothing ||
+	fail admin-other-mode-changes-nothing "$(dmsetup table fmb_vm)"
+# writes while it copies, then the switchover
+fio_run adm --ioengine=psync --direct=1 --bs=4k --filename=/dev/mapper/fmb_vm \
+	--rw=randwrite --size=${MIB}M --io_size=8M --randseed=463
+run_fm "$FM" rate fmb_vm 0
+run_fm "$FM" wait fmb_vm
+expect_rc admin-wait-synced 0
+run_fm "$FM" complete fmb_vm
+expect_rc admin-complete 0
+is_linear_on fmb_vm $D && pass admin-complete-linear-on-dest ||
+	fail admin-complete-linear-on-dest "$(dmsetup table fmb_vm)"
+check admin-dest-equals-source dcmp $S $D
