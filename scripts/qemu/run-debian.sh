@@ -11,7 +11,9 @@
 #   TEST        tNN-name, tNN-name.sh or scripts/e2e/tNN-name.sh
 #               (default: $FM_QEMU_DEFAULT_TESTS, "all": every test)
 #   -t SECONDS  overall timeout for QEMU (default: sum of test timeouts + 300)
-#   -T SECONDS  per-test timeout inside the guest (default 600)
+#   -T SECONDS  per-test timeout inside the guest (default 600; with -x
+#               1200: KASAN, lockdep and kmemleak under TCG on a busy host
+#               took t26 612 s)
 #   -o DIR      results directory (default .build/results/qemu-debian, emptied)
 #   -k KVER     Debian kernel version (default: the newest 6.1.0-N-amd64)
 #   -m MEM      guest memory (default 2G)
@@ -57,7 +59,7 @@ KVER=${KVER:-6.1.0-56-amd64}
 RES=$FM_BUILD/results/qemu-debian
 QDIR=$FM_BUILD/qemu
 timeout_s=
-test_timeout=600
+test_timeout=
 mem=2G
 smp=2
 extra=()
@@ -132,6 +134,7 @@ for t in "${tests[@]}"; do
 	[ -f "$FM_REPO/scripts/e2e/$t.sh" ] || die "no test scripts/e2e/$t.sh"
 done
 [ ${#tests[@]} -gt 0 ] || die "no tests"
+[ -n "$test_timeout" ] || test_timeout=$([ -n "$xdebug" ] && echo 1200 || echo 600)
 [ -n "$timeout_s" ] || timeout_s=$((test_timeout * ${#tests[@]} + 300))
 
 # build_debug_kernel: the x86_64 debug kernel of -x in $XDIR, from the
