@@ -4,7 +4,7 @@
 # wait for every guest write in flight to it, mirrored ones too.  The
 # source is built so that, in each of 16 regions, a write to its first
 # 4 KiB fails at once (dm-flakey error_writes) and a write to the rest is
-# slow (dm-delay, 3 s on writes, none on reads; T33_DELAY_MS).  Synced from the start
+# slow (dm-delay, 10 s on writes, none on reads; T33_DELAY_MS).  Synced from the start
 # (nosync over two zeroed disks), the guest writes a slow block W2 into
 # every region, and while those are in flight a failing block W1: W1's
 # source error takes the region out of sync and the copier copies it
@@ -19,8 +19,10 @@ e2e_setup
 R=128			# region: 64 KiB
 NREG=16
 LEN=$((R * NREG))
-# (T33_DELAY_MS: longer on a slow kernel, run-debian.sh -x)
-DELAY_MS=${T33_DELAY_MS:-3000}
+# (T33_DELAY_MS: longer on a slow kernel, run-debian.sh -x).  10 s: on a
+# busy host UML took more than 3 s to start the 16 W1 writers, the W2
+# writes had landed by then and the premise failed.
+DELAY_MS=${T33_DELAY_MS:-10000}
 nb_create fmr_src 8 || die "cannot create fmr_src"
 nb_create fmr_dst 8 || die "cannot create fmr_dst"
 S=/dev/mapper/fmr_s D=/dev/fmr_dst M=/dev/mapper/fmr
