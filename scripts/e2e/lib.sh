@@ -170,6 +170,10 @@ flush_count() { dev_stat "$1" 16; }
 write_count() { dev_stat "$1" 5; }
 
 dev_sectors() { blockdev --getsz "$1"; }
+# fsync_dev DEV: a flush of DEV and nothing else (an fsync of no new data)
+fsync_dev() { dd if=/dev/null of="$1" conv=fsync,notrunc status=none; }
+# wr DEV BLOCK: one 4 KiB direct write of random data at 4 KiB block BLOCK
+wr() { dd if=/dev/urandom of="$1" bs=4k count=1 seek="$2" oflag=direct conv=notrunc status=none; }
 
 wait_bdev() {	# wait_bdev PATH [seconds]
 	local i n=$((${2:-10} * 10))
@@ -473,6 +477,44 @@ FIO_COMMON=(--ioengine=psync --direct=1 --bs=4k --group_reporting
 # rd DEV: the device's contents with O_DIRECT reads (never the page cache:
 # writes through a dm device leave the legs' own page caches stale).
 rd() { dd if="$1" bs=1M iflag=direct status=none; }
+
+# state_snapshot TAG FIELDS times|no-times DEV...: what a refused or
+# dry-run admin command must leave as it is, into $E2E_TMP/snap.TAG: the
+# dm devices (dmsetup info FIELDS, live and inactive tables), the bytes of
+# each DEV (md5), and the admin command's journals ($FM_RUN_DIR and
+# $FM_STATE_DIR: with "times" their files' modification times, with
+# "no-times" neither those nor the journals' time= lines)
+state_snapshot() {
+	local tag=$1 fields=$2 times=$3 n
+	shift 3
+	{
+		dmsetup ls | sort
+		for n in $(dmsetup ls | awk '$1 != "No" { print $1 }' | sort); do
+			echo "== $n: $(dmsetup info -c --noheadings -o "$fields" "$n")"
+			dmsetup table "$n"
+			dmsetup table --inactive "$n"
+		done
+		for n in "$@"; do
+			echo "$n $(rd "$n" | md5sum)"
+		done
+		if [ "$times" = times ]; then
+			ls -l --time-style=+%s.%N "$FM_RUN_DIR" "$FM_STATE_DIR" 2>&1
+			cat "$FM_RUN_DIR"/* "$FM_STATE_DIR"/* 2>/dev/null
+		else
+			ls "$FM_RUN_DIR" "$FM_STATE_DIR" 2>&1
+			cat "$FM_RUN_DIR"/* "$FM_STATE_DIR"/* 2>/dev/null | grep -v '^time='
+		fi
+	} >"$E2E_TMP/snap.$tag"
+}
+
+# same_snapshot CHECK A B: pass CHECK when snapshots A and B are equal
+same_snapshot() {
+	if cmp -s "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3"; then
+		pass "$1"
+	else
+		fail "$1" "$(diff "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3" | head -n 6 | tr '\n' ' ')"
+	fi
+}
 
 # same_at FILE DEV OFFSET: FILE equals DEV's bytes at OFFSET (O_DIRECT;
 # FILE size and OFFSET multiples of 4 KiB).  Use it (not cmp with a process

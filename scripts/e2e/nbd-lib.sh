@@ -15,6 +15,8 @@
 # ($NBD_MODE says which worked).
 #
 #   nbd_init                 modules (Debian: nbd veth sch_netem), cleanup
+#   nbd_bed SRC DST DL MIB RTT_MS
+#                            the two-host bed of t37 and t43, all of it
 #   nbd_net_up RTT_MS        namespace, veth, addresses, netem delay
 #   nbd_delay RTT_MS         change the round trip
 #   nbd_cut / nbd_restore    drop every packet both ways / stop dropping
@@ -167,6 +169,26 @@ nbd_free() {
 		return 0
 	done
 	return 1
+}
+
+# nbd_bed SRC DST DL MIB RTT_MS: the bed of the NBD tests: the link at
+# RTT_MS, the null_blks SRC (the source, local) and DST (the exported
+# destination) of MIB MiB with caches of 2 * MIB MiB, DST exported and
+# connected, and the dm-linear DL over $NBD_DEV (the target's destination:
+# nbd_relink puts a new connection under it).  Sets S, D, DL (device
+# paths) and N (sectors); dies on any failure.
+nbd_bed() {
+	local src=$1 dst=$2 dl=$3 mib=$4 rtt=$5 t0=$SECONDS
+	nbd_init 2>"$E2E_TMP/nbd-init.err" || die "NBD test bed: $(cat "$E2E_TMP/nbd-init.err")"
+	nbd_net_up "$rtt" || die "cannot set up the link"
+	nb_create "$src" "$mib" $((mib * 2)) || die "cannot create $src"
+	nb_create "$dst" "$mib" $((mib * 2)) || die "cannot create $dst"
+	S=/dev/$src D=/dev/$dst DL=/dev/mapper/$dl
+	N=$(dev_sectors "$S")
+	nbd_server_start "$D" || die "nbd-server did not start"
+	nbd_connect || die "nbd-client failed"
+	info "nbd: $NBD_DEV over $NBD_MODE, timeout ${NBD_TIMEOUT}s, round trip $rtt ms (set up in $((SECONDS - t0)) s)"
+	dm_create "$dl" "0 $N linear $NBD_DEV 0" || die "cannot create $dl"
 }
 
 # nbd_connect [DEV]: connect DEV (default: a free one) to the export with

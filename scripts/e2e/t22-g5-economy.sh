@@ -25,7 +25,6 @@ nb_create fme_dst $MIB 64 || die "cannot create fme_dst"
 S=/dev/fme_src D=/dev/fme_dst M=/dev/mapper/fme
 
 dfl() { flush_count $D; }
-fsync_dev() { dd if=/dev/null of=$1 conv=fsync,notrunc status=none; }
 
 # ---- (c) first, on a fresh device: a whole copy phase under fsync load.
 # Every sample while copying must show no destination flush (status and

@@ -48,20 +48,10 @@ MIB=32
 FM=$FM_REPO/scripts/flushmirror
 PARAM=/sys/module/dm_flushmirror/parameters/debug_skip_dest_flush
 
-nbd_init 2>$E2E_TMP/nbd-init.err || die "NBD test bed: $(cat $E2E_TMP/nbd-init.err)"
-nbd_net_up "$RTT" || die "cannot set up the link"
-nb_create fmr_src $MIB $((MIB * 2)) || die "cannot create fmr_src"
-nb_create fmr_dst $MIB $((MIB * 2)) || die "cannot create fmr_dst"
-S=/dev/fmr_src D=/dev/fmr_dst DL=/dev/mapper/fmr_dl M=/dev/mapper/fmr
-N=$(dev_sectors $S)
-nbd_server_start $D || die "nbd-server did not start"
-nbd_connect || die "nbd-client failed"
-info "nbd: $NBD_DEV over $NBD_MODE, timeout ${NBD_TIMEOUT}s, round trip ${RTT} ms"
-dm_create fmr_dl "0 $N linear $NBD_DEV 0" || die "cannot create fmr_dl"
+nbd_bed fmr_src fmr_dst fmr_dl $MIB "$RTT"
+M=/dev/mapper/fmr
 # relink: fmr_dl onto the NBD device connected last ($NBD_DEV)
 relink() { dm_reload fmr_dl "0 $N error" && dm_reload fmr_dl "0 $N linear $NBD_DEV 0"; }
-fsync_dev() { dd if=/dev/null of=$1 conv=fsync,notrunc status=none; }
-wr() { dd if=/dev/urandom of=$1 bs=4k count=1 seek=$2 oflag=direct conv=notrunc status=none; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 # ---- the test bed: a write cache on the NBD device, its flushes reach

@@ -52,30 +52,8 @@ dm_create fo_dd "0 $N linear /dev/fo_d2 0" || die "cannot create fo_dd"
 V=/dev/mapper/fo_vm
 FM_ATEXIT+=("dm_remove fo_vm-fmsrc" "dm_remove fo_vm2-fmsrc")
 
-# snapshot: everything a dry run must leave as it is
-snapshot() {
-	local n
-	{
-		dmsetup ls | sort
-		for n in $(dmsetup ls | awk '$1 != "No" { print $1 }' | sort); do
-			echo "== $n: $(dmsetup info -c --noheadings -o attr,open "$n")"
-			dmsetup table "$n"
-			dmsetup table --inactive "$n"
-		done
-		for n in /dev/fo_src /dev/fo_dst /dev/fo_s2 /dev/fo_d2; do
-			echo "$n $(rd $n | md5sum)"
-		done
-		ls -l --time-style=+%s.%N "$FM_RUN_DIR" "$FM_STATE_DIR" 2>&1
-		cat "$FM_RUN_DIR"/* "$FM_STATE_DIR"/* 2>/dev/null
-	} >"$E2E_TMP/snap.$1"
-}
-same_snapshot() {	# same_snapshot CHECK A B
-	if cmp -s "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3"; then
-		pass "$1"
-	else
-		fail "$1" "$(diff "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3" | head -n 6 | tr '\n' ' ')"
-	fi
-}
+# snapshot TAG: everything a dry run must leave as it is (file times too)
+snapshot() { state_snapshot "$1" attr,open times /dev/fo_src /dev/fo_dst /dev/fo_s2 /dev/fo_d2; }
 
 DST=$(devno /dev/fo_dst)
 # ================================================================ dry runs

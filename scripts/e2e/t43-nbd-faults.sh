@@ -65,18 +65,8 @@ FM=$FM_REPO/scripts/flushmirror
 PARAM=/sys/module/dm_flushmirror/parameters/debug_skip_dest_flush
 PY=/usr/bin/python3
 
-nbd_init 2>$E2E_TMP/nbd-init.err || die "NBD test bed: $(cat $E2E_TMP/nbd-init.err)"
-nbd_net_up 0.5 || die "cannot set up the link"
-nb_create f43s $MIB $((MIB * 2)) || die "cannot create f43s"
-nb_create f43d $MIB $((MIB * 2)) || die "cannot create f43d"
-S=/dev/f43s D=/dev/f43d DL=/dev/mapper/f43dl M=/dev/mapper/f43
-N=$(dev_sectors $S)
-nbd_server_start $D || die "nbd-server did not start"
-nbd_connect || die "nbd-client failed"
-info "nbd: $NBD_DEV over $NBD_MODE, timeout ${NBD_TIMEOUT}s (set up in ${SECONDS} s)"
-dm_create f43dl "0 $N linear $NBD_DEV 0" || die "cannot create f43dl"
-wr() { dd if=/dev/urandom of=$1 bs=4k count=1 seek=$2 oflag=direct conv=notrunc status=none; }
-fsync_dev() { dd if=/dev/null of=$1 conv=fsync,notrunc status=none; }
+nbd_bed f43s f43d f43dl $MIB 0.5
+M=/dev/mapper/f43
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 wait_sg() {	# wait_sg N: until the guest wrote N times (status SG, 30 s)
 	local i

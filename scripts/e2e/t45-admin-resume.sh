@@ -49,28 +49,9 @@ MD=$(devno /dev/rs_md)
 FM_ATEXIT+=("dm_remove rs_vm" "dm_remove rs_vm-fmsrc")
 
 # snapshot TAG: what a refused command must leave as it is: the dm devices
-# and their tables, the metadata device's bytes, the journals
-snapshot() {
-	local n
-	{
-		dmsetup ls | sort
-		for n in $(dmsetup ls | awk '$1 != "No" { print $1 }' | sort); do
-			echo "== $n: $(dmsetup info -c --noheadings -o attr "$n")"
-			dmsetup table "$n"
-			dmsetup table --inactive "$n"
-		done
-		echo "md $(rd /dev/rs_md | md5sum) y $(rd /dev/rs_y | md5sum)"
-		ls "$FM_RUN_DIR" "$FM_STATE_DIR" 2>&1
-		cat "$FM_RUN_DIR"/* "$FM_STATE_DIR"/* 2>/dev/null | grep -v '^time='
-	} >"$E2E_TMP/snap.$1"
-}
-same_snapshot() {	# same_snapshot CHECK A B
-	if cmp -s "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3"; then
-		pass "$1"
-	else
-		fail "$1" "$(diff "$E2E_TMP/snap.$2" "$E2E_TMP/snap.$3" | head -n 6 | tr '\n' ' ')"
-	fi
-}
+# and their tables, the metadata device's and rs_y's bytes, the journals
+# (without times: the journal's time= lines)
+snapshot() { state_snapshot "$1" attr no-times /dev/rs_md /dev/rs_y; }
 
 # md_fields NAME: the metadata fields of the target's status ("metadata
 # <ok|failed> <commits> <age> <kept> <recopied> <held>") into MD_*
