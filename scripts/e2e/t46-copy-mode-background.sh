@@ -156,9 +156,11 @@ expect_rc admin-other-mode-refused 1 "copy mode background, not sync"
 [ "$(dmsetup table fmb_vm)" = "$t0" ] && pass admin-other-mode-changes-nothing ||
 	fail admin-other-mode-changes-nothing "$(dmsetup table fmb_vm)"
 # writes while it copies, then the switchover
-fio_run adm --ioengine=psync --direct=1 --bs=4k --filename=/dev/mapper/fmb_vm \
+fio_run adm --name=adm --ioengine=psync --direct=1 --bs=4k --filename=/dev/mapper/fmb_vm \
 	--rw=randwrite --size=${MIB}M --io_size=8M --randseed=463
+check_fio admin-writes-while-copying adm $?
 run_fm "$FM" rate fmb_vm 0
+expect_rc admin-rate-unlimited 0
 run_fm "$FM" wait fmb_vm
 expect_rc admin-wait-synced 0
 run_fm "$FM" complete fmb_vm

@@ -136,7 +136,7 @@ count_results() {
 			rm -f "$res/kernel-reports.txt"
 		fi
 	elif [ -f "$res/budget-timeout" ] &&
-	     ! grep -aE "$reports" "$res/console.log" >"$res/kernel-reports.txt" 2>/dev/null; then
+	     ! grep -aE -A14 "$reports" "$res/console.log" >"$res/kernel-reports.txt" 2>/dev/null; then
 		# stopped by the time budget before it wrote its log: what
 		# the kernel printed on the console has no report in it
 		rm -f "$res/kernel-reports.txt"
